@@ -1,0 +1,89 @@
+// The module type table. [any] thread; built once on first use.
+#include "modules/registry/registry.hpp"
+
+namespace rackd::registry {
+namespace {
+
+using shm::ParamKind;
+
+ParamSpec gain_param() {
+  return {"gain_db", ParamKind::kFloat, 1, -96.0, 24.0, 0.0, "dB",
+          "output gain; changes are ramped over one block"};
+}
+
+TypeSpec passthrough_type() {
+  TypeSpec t;
+  t.type = "passthrough";
+  t.executable = "rackd-passthrough";
+  t.summary = "copies its input to its output with a gain; for tests and benchmarks";
+  t.bypassable = true;
+  t.takes_input = true;
+  t.params = {gain_param(),
+              {"bypass", ParamKind::kBool, 1, 0, 1, 0, "", "1: output = input, gain ignored"}};
+  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
+    c.in = q.upstream_channels;
+    c.out = q.upstream_channels;
+    return true;
+  };
+  return t;
+}
+
+TypeSpec capture_type() {
+  TypeSpec t;
+  t.type = "capture";
+  t.executable = "rackd-capture";
+  t.summary = "source: device input, a sound file, a tone, noise or a sine sweep";
+  t.bypassable = false;
+  t.takes_input = false;
+  t.reads_device = [](const ChannelQuery& q) {
+    auto s = q.get_string("source");
+    return s && *s == "device";
+  };
+  t.params = {gain_param(),
+              {"mute", ParamKind::kBool, 1, 0, 1, 0, "", "1: silence (ramped)"},
+              {"freq_hz", ParamKind::kFloat, 1, 1.0, 20000.0, 440.0, "Hz",
+               "tone frequency (source = \"tone\")"}};
+  t.config = {
+      {"source", ConfigKind::kEnum, "where the signal comes from",
+       {"device", "file", "tone", "noise", "sweep"}},
+      {"file", ConfigKind::kPath, "sound file for source = \"file\" (WAV, FLAC, ...)", {}},
+      {"loop", ConfigKind::kBool, "restart the file at its end (default true)", {}},
+      {"channels", ConfigKind::kInt, "output channels (default 2)", {}, 1, shm::kMaxChannels},
+      {"sweep_start_hz", ConfigKind::kFloat, "sweep start (default 20)", {}, 1, 100000},
+      {"sweep_end_hz", ConfigKind::kFloat, "sweep end (default 20000)", {}, 1, 100000},
+      {"sweep_seconds", ConfigKind::kFloat, "sweep duration, then it repeats (default 10)", {},
+       0.01, 3600},
+      {"seed", ConfigKind::kInt, "noise seed (default 1)", {}, 0, 4294967295.0},
+  };
+  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
+    auto n = q.get_int("channels");
+    c.out = n ? static_cast<uint32_t>(*n) : 2u;
+    auto s = q.get_string("source");
+    c.in = (s && *s == "device") ? c.out : 0u;
+    return true;
+  };
+  return t;
+}
+
+}  // namespace
+
+const std::vector<TypeSpec>& all_types() {
+  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type()};
+  return types;
+}
+
+const TypeSpec* find_type(std::string_view name) {
+  for (const auto& t : all_types()) {
+    if (t.type == name) return &t;
+  }
+  return nullptr;
+}
+
+int find_param(const TypeSpec& spec, std::string_view name) {
+  for (std::size_t i = 0; i < spec.params.size(); ++i) {
+    if (spec.params[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace rackd::registry

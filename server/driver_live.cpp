@@ -1,0 +1,222 @@
+// The live driver: a PortAudio stream on a real device (any host API: ALSA,
+// JACK, ...). The PortAudio callback is the audio thread that runs the graph.
+#include <alsa/asoundlib.h>
+#include <portaudio.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "server/drivers.hpp"
+#include "server/server.hpp"
+#include "shm/futex.hpp"
+
+namespace rackd::server {
+namespace {
+
+// ALSA prints a line for every card it cannot find while PortAudio probes;
+// on a machine without a sound card that is pages of noise.
+void quiet_alsa(const char*, int, const char*, int, const char*, ...) {}
+
+class PortAudioSession {
+ public:
+  PortAudioSession() {
+    // Never let PortAudio's JACK host API start a JACK server behind our back.
+    setenv("JACK_NO_START_SERVER", "1", 0);
+    snd_lib_error_set_handler(quiet_alsa);
+    err_ = Pa_Initialize();
+  }
+  ~PortAudioSession() {
+    if (err_ == paNoError) Pa_Terminate();
+  }
+  PaError error() const { return err_; }
+
+ private:
+  PaError err_;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+std::string full_name(PaDeviceIndex i) {
+  const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+  const PaHostApiInfo* h = Pa_GetHostApiInfo(d->hostApi);
+  return std::string(h ? h->name : "?") + ": " + d->name;
+}
+
+// The output device for `want` (a substring of "host API: name"), or the default.
+PaDeviceIndex pick_device(const std::string& want, std::string& error) {
+  if (want.empty()) {
+    PaDeviceIndex d = Pa_GetDefaultOutputDevice();
+    if (d == paNoDevice)
+      error = "no default output device (no sound card?); start a JACK server (jackd -d dummy) or pass "
+              "--device, and see `rackd devices`";
+    return d;
+  }
+  const std::string w = lower(want);
+  PaDeviceIndex partial = paNoDevice;
+  for (PaDeviceIndex i = 0; i < Pa_GetDeviceCount(); ++i) {
+    const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+    if (d->maxOutputChannels < 1) continue;
+    if (lower(d->name) == w) return i;
+    if (partial == paNoDevice && lower(full_name(i)).find(w) != std::string::npos) partial = i;
+  }
+  if (partial == paNoDevice) error = "no output device matches \"" + want + "\"; see `rackd devices`";
+  return partial;
+}
+
+struct LiveState {
+  Engine* engine = nullptr;
+  uint32_t block = 0;
+  uint32_t in_channels = 0;          // what the engine publishes on bus 0
+  uint32_t device_in = 0;            // what the device delivers
+  uint64_t period_ns = 0;
+  std::vector<const float*> in_ptrs;
+  std::atomic<uint64_t> xruns{0};
+  std::atomic<uint64_t> overruns{0};
+  std::atomic<uint64_t> wrong_size{0};
+};
+
+// [rt] The device callback.
+int callback(const void* input, void* output, unsigned long frames, const PaStreamCallbackTimeInfo*,
+             PaStreamCallbackFlags flags, void* user) noexcept RACKD_RT {
+  auto* s = static_cast<LiveState*>(user);
+  enable_ftz_daz();
+  if (flags & (paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow))
+    s->xruns.fetch_add(1, std::memory_order_relaxed);
+  auto** out = static_cast<float**>(output);
+  if (frames != s->block) {
+    // PortAudio was asked for fixed-size buffers; anything else is a driver bug.
+    s->wrong_size.fetch_add(1, std::memory_order_relaxed);
+    return paContinue;
+  }
+  const auto* const* in = static_cast<const float* const*>(input);
+  for (uint32_t c = 0; c < s->in_channels; ++c) s->in_ptrs[c] = (in && c < s->device_in) ? in[c] : nullptr;
+  const uint64_t t0 = shm::now_ns();
+  s->engine->run_cycle(s->in_ptrs.data(), out);
+  if (shm::now_ns() - t0 > s->period_ns) s->overruns.fetch_add(1, std::memory_order_relaxed);
+  return paContinue;
+}
+
+}  // namespace
+
+int list_devices() {
+  PortAudioSession pa;
+  if (pa.error() != paNoError) {
+    std::fprintf(stderr, "rackd: PortAudio: %s\n", Pa_GetErrorText(pa.error()));
+    return 1;
+  }
+  const PaDeviceIndex def_out = Pa_GetDefaultOutputDevice();
+  const PaDeviceIndex def_in = Pa_GetDefaultInputDevice();
+  std::printf("%-4s %-10s %-40s %4s %4s %8s\n", "#", "host api", "device", "in", "out", "rate");
+  for (PaDeviceIndex i = 0; i < Pa_GetDeviceCount(); ++i) {
+    const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
+    const PaHostApiInfo* h = Pa_GetHostApiInfo(d->hostApi);
+    std::printf("%-4d %-10s %-40s %4d %4d %8.0f%s%s\n", i, h ? h->name : "?", d->name, d->maxInputChannels,
+                d->maxOutputChannels, d->defaultSampleRate, i == def_out ? "  default output" : "",
+                i == def_in ? "  default input" : "");
+  }
+  if (Pa_GetDeviceCount() <= 0) std::printf("(no devices; for a device without hardware run: jackd -d dummy)\n");
+  return 0;
+}
+
+int run_live(const Patch& patch, const LiveOptions& opt) {
+  PortAudioSession pa;
+  if (pa.error() != paNoError) {
+    std::fprintf(stderr, "rackd: PortAudio: %s\n", Pa_GetErrorText(pa.error()));
+    return 1;
+  }
+  std::string error;
+  const PaDeviceIndex dev = pick_device(opt.device, error);
+  if (dev == paNoDevice) {
+    std::fprintf(stderr, "rackd: %s\n", error.c_str());
+    return 1;
+  }
+  const PaDeviceInfo* info = Pa_GetDeviceInfo(dev);
+  if (static_cast<uint32_t>(info->maxOutputChannels) < patch.output_channels) {
+    std::fprintf(stderr, "rackd: device \"%s\" has %d output channels; the patch needs %u ([server] output_channels)\n",
+                 full_name(dev).c_str(), info->maxOutputChannels, patch.output_channels);
+    return 1;
+  }
+
+  EngineConfig cfg;
+  cfg.rate_hz = opt.rate_hz ? opt.rate_hz : patch.rate_hz;
+  cfg.block_frames = opt.block_frames ? opt.block_frames : patch.block_frames;
+  cfg.input_channels = patch.input_channels;
+  cfg.output_channels = patch.output_channels;
+  cfg.rt_priority = static_cast<uint32_t>(std::max(0, opt.rt_priority));
+
+  LiveState state;
+  state.block = cfg.block_frames;
+  state.in_channels = cfg.input_channels;
+  state.device_in = std::min<uint32_t>(cfg.input_channels, static_cast<uint32_t>(std::max(0, info->maxInputChannels)));
+  state.period_ns = static_cast<uint64_t>(1e9 * cfg.block_frames / cfg.rate_hz);
+  state.in_ptrs.assign(std::max<uint32_t>(cfg.input_channels, 1), nullptr);
+  if (cfg.input_channels > state.device_in)
+    std::fprintf(stderr, "rackd: warning: the patch reads %u input channels, \"%s\" has %u; the rest are silent\n",
+                 cfg.input_channels, full_name(dev).c_str(), state.device_in);
+
+  PaStreamParameters out_p{};
+  out_p.device = dev;
+  out_p.channelCount = static_cast<int>(cfg.output_channels);
+  out_p.sampleFormat = paFloat32 | paNonInterleaved;
+  out_p.suggestedLatency = info->defaultLowOutputLatency;
+  PaStreamParameters in_p{};
+  in_p.device = dev;
+  in_p.channelCount = static_cast<int>(state.device_in);
+  in_p.sampleFormat = paFloat32 | paNonInterleaved;
+  in_p.suggestedLatency = info->defaultLowInputLatency;
+
+  const char* why = nullptr;
+  if (!try_lock_memory(&why)) std::fprintf(stderr, "rackd: warning: mlockall refused (%s)\n", why);
+
+  Server server(patch, cfg, module_directory());
+  server.start(std::chrono::seconds(5));
+  state.engine = &server.engine();
+
+  PaStream* stream = nullptr;
+  PaError e = Pa_OpenStream(&stream, state.device_in ? &in_p : nullptr, &out_p, cfg.rate_hz, cfg.block_frames,
+                            paClipOff | paDitherOff, callback, &state);
+  if (e != paNoError) {
+    std::fprintf(stderr, "rackd: cannot open \"%s\" at %u Hz, block %u: %s\n", full_name(dev).c_str(), cfg.rate_hz,
+                 cfg.block_frames, Pa_GetErrorText(e));
+    return 1;
+  }
+  e = Pa_StartStream(stream);
+  if (e != paNoError) {
+    std::fprintf(stderr, "rackd: cannot start \"%s\": %s\n", full_name(dev).c_str(), Pa_GetErrorText(e));
+    Pa_CloseStream(stream);
+    return 1;
+  }
+  std::fprintf(stderr, "rackd: playing %s on \"%s\" at %u Hz, block %u, %u in / %u out; segment %s\n",
+               patch.path.c_str(), full_name(dev).c_str(), cfg.rate_hz, cfg.block_frames, state.device_in,
+               cfg.output_channels, server.engine().segment().name().c_str());
+
+  const uint64_t t_end = opt.duration_s > 0 ? shm::now_ns() + static_cast<uint64_t>(opt.duration_s * 1e9) : 0;
+  int rc = 0;
+  while (!g_stop_requested.load()) {
+    if (t_end && shm::now_ns() >= t_end) break;
+    if (Pa_IsStreamActive(stream) != 1) {
+      std::fprintf(stderr, "rackd: the device stopped (disconnected?)\n");
+      rc = 1;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Pa_StopStream(stream);
+  Pa_CloseStream(stream);
+  server.stop();
+  char extra[128];
+  std::snprintf(extra, sizeof extra, "\"overruns\":%llu,\"rate\":%u,\"block\":%u,",
+                static_cast<unsigned long long>(state.overruns.load()), cfg.rate_hz, cfg.block_frames);
+  std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), extra).c_str());
+  std::fflush(stdout);
+  return rc;
+}
+
+}  // namespace rackd::server

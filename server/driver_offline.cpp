@@ -1,0 +1,101 @@
+// The offline driver: reads the device input from a file, drives the same
+// module processes as a live run as fast as the graph allows, writes the
+// device output to a file of the input's rate and sample format. The render
+// loop runs on its own thread; file I/O stays outside Engine::run_cycle().
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "server/audio_file.hpp"
+#include "server/drivers.hpp"
+#include "server/server.hpp"
+#include "shm/futex.hpp"
+
+namespace rackd::server {
+
+int run_render(const Patch& patch, const RenderOptions& opt) {
+  std::unique_ptr<AudioReader> reader;
+  AudioFormat out_format;
+  uint64_t total_frames = 0;
+  if (!opt.in.empty()) {
+    reader = std::make_unique<AudioReader>(opt.in);
+    out_format = reader->format();
+    total_frames = reader->frames();
+    if (opt.duration_s > 0)
+      total_frames = std::min<uint64_t>(total_frames, static_cast<uint64_t>(opt.duration_s * out_format.rate_hz));
+  } else {
+    if (opt.duration_s <= 0) {
+      std::fprintf(stderr, "rackd render: give --in FILE or --duration SECONDS\n");
+      return 64;
+    }
+    out_format.rate_hz = opt.rate_hz ? opt.rate_hz : patch.rate_hz;
+    out_format.sndfile_format = default_format_for(opt.out);
+    total_frames = static_cast<uint64_t>(opt.duration_s * out_format.rate_hz + 0.5);
+  }
+  out_format.channels = patch.output_channels;
+
+  EngineConfig cfg;
+  cfg.rate_hz = out_format.rate_hz;
+  cfg.block_frames = opt.block_frames ? opt.block_frames : patch.block_frames;
+  cfg.input_channels = patch.input_channels;
+  cfg.output_channels = patch.output_channels;
+  cfg.offline = true;
+  cfg.offline_timeout_ns = static_cast<uint64_t>(opt.module_timeout_s * 1e9);
+  cfg.rt_priority = 0;  // offline: fast, not real-time; never starve the machine
+
+  AudioWriter writer(opt.out, out_format);
+  Server server(patch, cfg, module_directory());
+  server.start(std::chrono::seconds(10));
+
+  const uint32_t block = cfg.block_frames;
+  const uint32_t file_ch = reader ? reader->format().channels : 0;
+  std::vector<std::vector<float>> in_buf(std::max(file_ch, cfg.input_channels), std::vector<float>(block));
+  std::vector<std::vector<float>> out_buf(cfg.output_channels, std::vector<float>(block));
+  std::vector<float*> file_ptrs, in_ptrs, out_ptrs;
+  for (auto& b : in_buf) file_ptrs.push_back(b.data());
+  for (uint32_t c = 0; c < cfg.input_channels; ++c) in_ptrs.push_back(c < file_ch ? in_buf[c].data() : nullptr);
+  for (auto& b : out_buf) out_ptrs.push_back(b.data());
+
+  uint64_t done = 0;
+  bool interrupted = false;
+  std::string failure;
+  const uint64_t t0 = shm::now_ns();
+  std::thread worker([&] {
+    try {
+      while (done < total_frames) {
+        if (g_stop_requested.load()) {
+          interrupted = true;
+          break;
+        }
+        uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(block, total_frames - done));
+        if (reader) {
+          uint32_t got = reader->read(file_ptrs.data(), want);
+          for (uint32_t c = 0; c < file_ch; ++c)
+            std::fill(in_buf[c].begin() + got, in_buf[c].end(), 0.0f);
+        }
+        server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());
+        writer.write(out_ptrs.data(), want);
+        done += want;
+      }
+      writer.close();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  worker.join();
+  const double seconds = static_cast<double>(shm::now_ns() - t0) / 1e9;
+  server.stop();
+  if (!failure.empty()) {
+    std::fprintf(stderr, "rackd render: %s\n", failure.c_str());
+    return 1;
+  }
+  const double audio_s = static_cast<double>(done) / cfg.rate_hz;
+  char extra[160];
+  std::snprintf(extra, sizeof extra, "\"frames\":%llu,\"seconds\":%.3f,\"realtime_factor\":%.1f,",
+                static_cast<unsigned long long>(done), seconds, seconds > 0 ? audio_s / seconds : 0.0);
+  std::printf("%s\n", server.summary_json(0, extra).c_str());
+  std::fflush(stdout);
+  return interrupted ? 130 : 0;
+}
+
+}  // namespace rackd::server

@@ -1,0 +1,40 @@
+// Device drivers: the live PortAudio driver and the offline (file) driver. Each
+// owns the thread that calls Engine::run_cycle(). [setup] for the entry points.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "server/patch.hpp"
+
+namespace rackd::server {
+
+struct LiveOptions {
+  std::string device;                // name substring; empty: the default output device
+  uint32_t rate_hz = 0;              // 0: the patch's
+  uint32_t block_frames = 0;         // 0: the patch's
+  double duration_s = 0;             // 0: until SIGINT/SIGTERM
+  int rt_priority = 5;               // SCHED_FIFO priority of module processes
+};
+
+struct RenderOptions {
+  std::string in;                    // device input the patch sees; empty: silence
+  std::string out;
+  double duration_s = 0;             // required without --in
+  uint32_t rate_hz = 0;              // without --in; 0: the patch's
+  uint32_t block_frames = 0;         // 0: the patch's
+  double module_timeout_s = 2.0;     // a module slower than this has its block replaced
+};
+
+// Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.
+extern std::atomic<bool> g_stop_requested;
+
+// `rackd devices`. Returns the exit code.
+int list_devices();
+// `rackd run`. Prints the JSON summary on stdout. Returns the exit code.
+int run_live(const Patch& patch, const LiveOptions& options);
+// `rackd render`. Prints the JSON summary on stdout. Returns the exit code.
+int run_render(const Patch& patch, const RenderOptions& options);
+
+}  // namespace rackd::server

@@ -1,0 +1,124 @@
+// The engine: the patch laid out in shared memory plus the graph scheduler that
+// runs one device cycle. Built on the [setup] thread; run_cycle() is called by
+// the device driver's audio thread (PortAudio callback or offline loop).
+//
+// Within a cycle execution is synchronous, like JACK: every module whose input
+// is ready gets a request; the engine waits on the completion words of the
+// modules it is waiting for, each with its own deadline; a module that is late,
+// dead, restarting, muted or failed has its block replaced (bypass when the
+// module allows it and channel counts match, otherwise a short fade to silence)
+// and modules that do not depend on it are never held up. The sinks are mixed
+// into the device output through the safety stage.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/patch.hpp"
+#include "server/safety.hpp"
+#include "shm/rt.hpp"
+#include "shm/segment.hpp"
+
+namespace rackd::server {
+
+struct EngineConfig {
+  uint32_t rate_hz = 48000;
+  uint32_t block_frames = 128;
+  uint32_t input_channels = 0;       // device input channels published on bus 0
+  uint32_t output_channels = 2;
+  uint32_t rt_priority = 0;          // SCHED_FIFO priority for module processes (0: none)
+  bool offline = false;              // offline: deadlines are timeouts, not a share of the period
+  double budget_fraction = 0.75;     // live: share of the period the graph may use
+  uint64_t offline_timeout_ns = 2'000'000'000ull;
+};
+
+// Where a node's output for this cycle is: a block slot of a bus.
+struct BlockRef {
+  uint32_t bus = shm::kNoBus;
+  uint32_t slot = 0;
+};
+
+// Scheduler-private state of one module; never in shared memory.
+struct Node {
+  shm::ModuleIn* in = nullptr;       // server-written side of the control block
+  const shm::ModuleOut* out = nullptr;  // module-written side: untrusted, only compared
+  uint32_t slot = 0;
+  int input = -1;                    // module index, kDeviceInput, or -1
+  uint32_t in_channels = 0;
+  uint32_t out_channels = 0;
+  uint32_t out_bus = 0;
+  uint32_t depth = 0;
+  bool bypassable = false;
+  uint64_t deadline_offset_ns = 0;   // live: from cycle start
+
+  // Per cycle.
+  bool launched = false;
+  bool resolved = false;
+  bool waiting = false;
+  uint64_t deadline_ns = 0;
+  BlockRef ref;
+
+  // Across cycles.
+  uint32_t generation = 0;           // process generation the fields below refer to
+  bool sent_valid = false;
+  uint32_t sent = 0;                 // last cycle requested from this process
+  bool replacing = false;            // previous cycle's block was a replacement
+  bool spare_zero = false;           // spare slot currently holds silence
+  bool have_last_good = false;
+  uint32_t last_good = 0;            // last cycle with a good block from the module
+};
+
+struct EngineStats {
+  uint64_t cycles = 0;
+  uint64_t mix_nonfinite = 0;        // samples scrubbed by the safety stage
+};
+
+class Engine {
+ public:
+  // [setup] Creates the segment (named for this uid and pid) and writes every
+  // module's identity, parameters and config. Throws std::runtime_error.
+  Engine(const Patch& patch, const EngineConfig& config);
+  ~Engine();
+
+  shm::Segment& segment() { return *segment_; }
+  const Patch& patch() const { return patch_; }
+  const EngineConfig& config() const { return config_; }
+
+  // [rt] One device cycle. `in`: input_channels planar channels (nullptr:
+  // silence); `out`: output_channels planar channels of block_frames.
+  void run_cycle(const float* const* in, float* const* out) noexcept RACKD_RT;
+
+  // [any] Cycles run so far.
+  uint64_t cycles() const noexcept { return cycles_.load(std::memory_order_relaxed); }
+  uint64_t mix_nonfinite() const noexcept { return mix_nonfinite_.load(std::memory_order_relaxed); }
+
+ private:
+  void write_module_slots();
+  bool usable(const Node& n, uint32_t& generation) const noexcept RACKD_RT;
+  void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
+  void complete(Node& n, uint32_t cycle) noexcept RACKD_RT;
+  void replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept RACKD_RT;
+  bool poll(Node& n, uint32_t cycle, uint64_t now) noexcept RACKD_RT;
+  void wait_for_progress() noexcept RACKD_RT;
+  void mix(float* const* out) noexcept RACKD_RT;
+  BlockRef input_ref(const Node& n) const noexcept RACKD_RT;
+
+  Patch patch_;
+  EngineConfig config_;
+  std::unique_ptr<shm::Segment> segment_;
+  std::vector<shm::RingView> rings_;
+  std::vector<Node> nodes_;          // same order as patch_.modules (topological)
+  std::vector<uint32_t> waiting_;    // scratch: indices of nodes being waited on
+  std::vector<const std::atomic<uint32_t>*> wait_words_;
+  std::vector<uint32_t> wait_values_;
+  SafetyStage safety_;
+  uint32_t cycle_ = 1;               // never 0, so a first request always differs
+  uint32_t current_ = 0;             // cycle being run (valid inside run_cycle)
+  std::atomic<uint64_t> cycles_{0};
+  std::atomic<uint64_t> mix_nonfinite_{0};
+};
+
+}  // namespace rackd::server

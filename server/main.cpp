@@ -1,0 +1,183 @@
+// rackd: command line. The main thread parses arguments, a signal thread turns
+// SIGINT/SIGTERM into g_stop_requested, and the chosen driver runs.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "server/drivers.hpp"
+#include "server/patch.hpp"
+
+namespace rackd::server {
+std::atomic<bool> g_stop_requested{false};
+}
+
+namespace {
+
+using namespace rackd::server;
+
+constexpr const char* kUsage = R"(usage:
+  rackd run PATCH [--device NAME] [--block FRAMES] [--rate HZ] [--duration SECONDS]
+                  [--rt-priority N]
+      Play PATCH live on a PortAudio device (default: the default output
+      device). Stops on SIGINT/SIGTERM (or after --duration) and prints one
+      JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
+  rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
+                     [--block FRAMES] [--module-timeout SECONDS]
+      Run the same module processes offline, as fast as the graph allows. IN is
+      the device input the patch sees; OUT keeps IN's rate and sample format
+      (without --in: --duration is required, format by extension: .wav float,
+      .flac 24-bit).
+  rackd check PATCH
+      Validate PATCH and print its graph; starts nothing.
+  rackd devices
+      List PortAudio devices with host API and channel counts.
+  rackd --help | --version
+
+  --device NAME       substring of "host api: device name" (see rackd devices)
+  --block FRAMES      frames per cycle (default: the patch's [server] block, 128)
+  --rate HZ           sample rate (default: the patch's [server] rate, 48000)
+  --rt-priority N     SCHED_FIFO priority of module processes (default 5; 0: none)
+
+Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure, 130 interrupted.
+)";
+
+[[noreturn]] void usage_error(const std::string& what) {
+  std::fprintf(stderr, "rackd: %s\n\n%s", what.c_str(), kUsage);
+  std::exit(2);
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> options;
+};
+
+Args parse_args(int argc, char** argv, int first, const std::vector<std::string>& known) {
+  Args a;
+  for (int i = first; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.rfind("--", 0) == 0) {
+      std::string value;
+      if (auto eq = s.find('='); eq != std::string::npos) {
+        value = s.substr(eq + 1);
+        s = s.substr(0, eq);
+      } else {
+        if (i + 1 >= argc) usage_error("option " + s + " needs a value");
+        value = argv[++i];
+      }
+      bool ok = false;
+      for (const auto& k : known) ok = ok || k == s;
+      if (!ok) usage_error("unknown option " + s);
+      a.options.emplace_back(s, value);
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+double to_number(const std::string& opt, const std::string& v, double lo, double hi) {
+  char* end = nullptr;
+  double d = std::strtod(v.c_str(), &end);
+  if (v.empty() || *end != '\0' || !(d >= lo && d <= hi))
+    usage_error(opt + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not \"" + v + "\"");
+  return d;
+}
+
+Patch load_or_exit(const Args& a, const char* command) {
+  if (a.positional.size() != 1) usage_error(std::string(command) + " takes one PATCH");
+  try {
+    return load_patch(a.positional[0]);
+  } catch (const PatchError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(2);
+  }
+}
+
+void print_graph(const Patch& p) {
+  std::printf("%s: %u Hz, block %u, %u in, %u out\n", p.path.c_str(), p.rate_hz, p.block_frames, p.input_channels,
+              p.output_channels);
+  for (const auto& m : p.modules) {
+    std::string from = m.input == kDeviceInput ? "device" : m.input >= 0 ? p.modules[m.input].name : "-";
+    std::printf("  %-16s %-12s in %-12s %2u -> %2u ch\n", m.name.c_str(), m.type.c_str(), from.c_str(), m.in_channels,
+                m.out_channels);
+  }
+  std::printf("  output <-");
+  for (int o : p.outputs) std::printf(" %s", p.modules[o].name.c_str());
+  std::printf("\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) usage_error("missing command");
+  const std::string_view cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::printf("%s", kUsage);
+    return 0;
+  }
+  if (cmd == "--version") {
+    std::printf("rackd 0.1.0\n");
+    return 0;
+  }
+
+  // SIGINT/SIGTERM are taken by one thread only; every other thread (and the
+  // audio threads PortAudio creates) inherits the blocked mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (sigwait(&set, &sig) == 0) {
+      g_stop_requested.store(true);
+    }
+  }).detach();
+
+  try {
+    if (cmd == "devices") {
+      return list_devices();
+    } else if (cmd == "check") {
+      Patch p = load_or_exit(parse_args(argc, argv, 2, {}), "check");
+      print_graph(p);
+      return 0;
+    } else if (cmd == "run") {
+      Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority"});
+      Patch p = load_or_exit(a, "run");
+      LiveOptions o;
+      for (const auto& [k, v] : a.options) {
+        if (k == "--device") o.device = v;
+        if (k == "--block") o.block_frames = static_cast<uint32_t>(to_number(k, v, 16, 4096));
+        if (k == "--rate") o.rate_hz = static_cast<uint32_t>(to_number(k, v, 8000, 384000));
+        if (k == "--duration") o.duration_s = to_number(k, v, 0, 1e9);
+        if (k == "--rt-priority") o.rt_priority = static_cast<int>(to_number(k, v, 0, 99));
+      }
+      return run_live(p, o);
+    } else if (cmd == "render") {
+      Args a = parse_args(argc, argv, 2, {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout"});
+      Patch p = load_or_exit(a, "render");
+      RenderOptions o;
+      for (const auto& [k, v] : a.options) {
+        if (k == "--in") o.in = v;
+        if (k == "--out") o.out = v;
+        if (k == "--duration") o.duration_s = to_number(k, v, 0, 1e7);
+        if (k == "--rate") o.rate_hz = static_cast<uint32_t>(to_number(k, v, 8000, 384000));
+        if (k == "--block") o.block_frames = static_cast<uint32_t>(to_number(k, v, 16, 4096));
+        if (k == "--module-timeout") o.module_timeout_s = to_number(k, v, 0.001, 3600);
+      }
+      if (o.out.empty()) usage_error("render needs --out FILE");
+      return run_render(p, o);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rackd: %s\n", e.what());
+    return 1;
+  }
+  usage_error("unknown command \"" + std::string(cmd) + "\"");
+}

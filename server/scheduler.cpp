@@ -1,0 +1,238 @@
+// The graph scheduler: one device cycle. [rt] everything in this file; it runs
+// on the device driver's audio thread and only waits on futexes.
+#include <cstring>
+
+#include "server/engine.hpp"
+#include "shm/futex.hpp"
+
+namespace rackd::server {
+
+using shm::ModuleState;
+
+void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
+  const uint32_t cycle = cycle_;
+  current_ = cycle;
+  const uint64_t start = shm::now_ns();
+  const uint32_t frames = config_.block_frames;
+
+  // Device input onto bus 0.
+  const shm::RingView& dev = rings_[0];
+  for (uint32_t c = 0; c < config_.input_channels; ++c) {
+    float* dst = dev.channel(cycle, c);
+    if (in && in[c]) std::memcpy(dst, in[c], frames * sizeof(float));
+    else std::memset(dst, 0, frames * sizeof(float));
+  }
+  dev.publish(cycle);
+
+  for (Node& n : nodes_) n.launched = n.resolved = n.waiting = false;
+  std::size_t unresolved = nodes_.size();
+  while (unresolved > 0) {
+    bool progress = false;
+    // Topological order and one input per module: a forward pass launches
+    // every module whose input has been resolved.
+    for (Node& n : nodes_) {
+      if (n.launched) continue;
+      if (n.input >= 0 && !nodes_[static_cast<std::size_t>(n.input)].resolved) continue;
+      launch(n, cycle, start);
+      if (n.resolved) {
+        --unresolved;
+        progress = true;
+      }
+    }
+    const uint64_t now = shm::now_ns();
+    for (Node& n : nodes_) {
+      if (n.waiting && poll(n, cycle, now)) {
+        --unresolved;
+        progress = true;
+      }
+    }
+    if (!progress && unresolved > 0) wait_for_progress();
+  }
+
+  mix(out);
+  for (auto& r : rings_) r.release(cycle);
+  cycle_ = cycle + 1 == 0 ? 1 : cycle + 1;
+  cycles_.store(cycles_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+bool Engine::usable(const Node& n, uint32_t& generation) const noexcept {
+  auto state = static_cast<ModuleState>(n.in->state.load(std::memory_order_acquire));
+  generation = n.in->generation.load(std::memory_order_acquire);
+  if (state != ModuleState::kStarting && state != ModuleState::kRunning) return false;
+  return n.out->ready_generation.load(std::memory_order_acquire) == generation;
+}
+
+BlockRef Engine::input_ref(const Node& n) const noexcept {
+  if (n.input == kDeviceInput) return {shm::kDeviceBus, rings_[0].slot_of(current_)};
+  if (n.input < 0) return {};
+  return nodes_[static_cast<std::size_t>(n.input)].ref;
+}
+
+void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
+  n.launched = true;
+  uint32_t generation = 0;
+  if (!usable(n, generation)) {
+    replace(n, cycle, true);
+    return;
+  }
+  if (generation != n.generation) {
+    // A new process: nothing of the old one's is outstanding.
+    n.generation = generation;
+    n.sent_valid = false;
+  }
+  if (n.in->muted.load(std::memory_order_relaxed)) {
+    replace(n, cycle, false);
+    return;
+  }
+  if (n.in->bypassed.load(std::memory_order_relaxed)) {
+    replace(n, cycle, true);
+    return;
+  }
+  if (n.sent_valid && n.out->done.load(std::memory_order_acquire) != n.sent + 1) {
+    // Still busy with an earlier cycle: it is not sent this one, and the block
+    // it will not deliver in time counts as late.
+    n.in->late.fetch_add(1, std::memory_order_relaxed);
+    replace(n, cycle, true);
+    return;
+  }
+  const BlockRef r = input_ref(n);
+  n.in->request_in_bus.store(r.bus, std::memory_order_relaxed);
+  n.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
+  n.in->request.store(cycle, std::memory_order_release);
+  shm::futex_wake(n.in->request, 1);
+  n.sent = cycle;
+  n.sent_valid = true;
+  n.waiting = true;
+  n.deadline_ns = config_.offline ? shm::now_ns() + config_.offline_timeout_ns
+                                  : cycle_start + n.deadline_offset_ns;
+}
+
+bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
+  if (n.out->done.load(std::memory_order_acquire) == cycle + 1) {
+    complete(n, cycle);
+    return true;
+  }
+  auto state = static_cast<ModuleState>(n.in->state.load(std::memory_order_acquire));
+  const bool gone = (state != ModuleState::kStarting && state != ModuleState::kRunning) ||
+                    n.in->generation.load(std::memory_order_acquire) != n.generation;
+  if (gone) {
+    replace(n, cycle, true);
+    return true;
+  }
+  if (now >= n.deadline_ns) {
+    n.in->late.fetch_add(1, std::memory_order_relaxed);
+    replace(n, cycle, true);
+    return true;
+  }
+  return false;
+}
+
+void Engine::complete(Node& n, uint32_t cycle) noexcept {
+  n.waiting = false;
+  const shm::RingView& r = rings_[n.out_bus];
+  if (count_nonfinite(r.block(cycle), n.out_channels * config_.block_frames) != 0) {
+    // The offender is muted from this very block on, until it is restarted.
+    n.in->nonfinite.fetch_add(1, std::memory_order_relaxed);
+    n.in->muted.store(1, std::memory_order_relaxed);
+    replace(n, cycle, false);
+    return;
+  }
+  n.ref = {n.out_bus, r.slot_of(cycle)};
+  n.resolved = true;
+  n.replacing = false;
+  n.have_last_good = true;
+  n.last_good = cycle;
+}
+
+void Engine::replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept {
+  n.in->replaced.fetch_add(1, std::memory_order_relaxed);
+  n.waiting = false;
+  n.resolved = true;
+  if (allow_bypass && n.bypassable) {
+    n.ref = input_ref(n);  // zero copy: downstream reads this module's input
+    n.replacing = true;
+    return;
+  }
+  const shm::RingView& r = rings_[n.out_bus];
+  float* spare = r.slot_data(r.spare_slot());
+  const uint32_t frames = config_.block_frames;
+  if (!n.replacing && n.have_last_good && n.last_good + 1 == cycle) {
+    // First replaced block after a good one: fade the last good block out
+    // instead of cutting to silence.
+    const float* last = r.block(n.last_good);
+    const float step = 1.0f / static_cast<float>(frames);
+    for (uint32_t c = 0; c < n.out_channels; ++c) {
+      for (uint32_t i = 0; i < frames; ++i) {
+        std::size_t k = std::size_t{c} * frames + i;
+        spare[k] = last[k] * (1.0f - step * static_cast<float>(i + 1));
+      }
+    }
+    n.spare_zero = false;
+  } else if (!n.spare_zero) {
+    std::memset(spare, 0, std::size_t{n.out_channels} * frames * sizeof(float));
+    n.spare_zero = true;
+  }
+  n.ref = {n.out_bus, r.spare_slot()};
+  n.replacing = true;
+}
+
+void Engine::wait_for_progress() noexcept {
+  waiting_.clear();
+  wait_words_.clear();
+  wait_values_.clear();
+  uint64_t deadline = ~0ull;
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    Node& n = nodes_[i];
+    if (!n.waiting) continue;
+    waiting_.push_back(i);
+    if (n.deadline_ns < deadline) deadline = n.deadline_ns;
+    n.in->server_waiting.store(1, std::memory_order_seq_cst);
+  }
+  bool any_done = false;
+  for (uint32_t i : waiting_) {
+    const Node& n = nodes_[i];
+    uint32_t v = n.out->done.load(std::memory_order_seq_cst);
+    if (v == n.sent + 1) any_done = true;
+    wait_words_.push_back(&n.out->done);
+    wait_values_.push_back(v);
+  }
+  if (!any_done && !waiting_.empty())
+    shm::futex_wait_any(wait_words_.data(), wait_values_.data(), static_cast<uint32_t>(waiting_.size()),
+                        deadline);
+  for (uint32_t i : waiting_) nodes_[i].in->server_waiting.store(0, std::memory_order_relaxed);
+}
+
+void Engine::mix(float* const* out) noexcept {
+  const uint32_t frames = config_.block_frames;
+  const uint32_t out_ch = config_.output_channels;
+  // The first contribution to a channel is copied, later ones added: a single
+  // sink reaches the device bit-exact (even -0.0).
+  bool written[shm::kMaxChannels] = {};
+  for (int s : patch_.outputs) {
+    const Node& n = nodes_[static_cast<std::size_t>(s)];
+    if (n.ref.bus >= rings_.size()) continue;
+    const shm::RingView& r = rings_[n.ref.bus];
+    const float* block = r.slot_data(n.ref.slot);
+    const uint32_t bus_ch = r.geometry().channels;
+    for (uint32_t c = 0; c < out_ch; ++c) {
+      // A mono bus feeds every output; otherwise channel c feeds output c.
+      uint32_t src = bus_ch == 1 ? 0 : c;
+      if (src >= bus_ch) continue;
+      const float* x = block + std::size_t{src} * frames;
+      float* y = out[c];
+      if (!written[c]) {
+        std::memcpy(y, x, frames * sizeof(float));
+        written[c] = true;
+      } else {
+        for (uint32_t i = 0; i < frames; ++i) y[i] += x[i];
+      }
+    }
+  }
+  for (uint32_t c = 0; c < out_ch; ++c) {
+    if (!written[c]) std::memset(out[c], 0, frames * sizeof(float));
+  }
+  uint32_t bad = safety_.process(out, out_ch, frames);
+  if (bad) mix_nonfinite_.store(mix_nonfinite_.load(std::memory_order_relaxed) + bad, std::memory_order_relaxed);
+}
+
+}  // namespace rackd::server

@@ -1,0 +1,100 @@
+// Server: engine + supervisor + exit summary. [setup] thread.
+#include "server/server.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+namespace rackd::server {
+
+Server::Server(const Patch& patch, const EngineConfig& config, const std::string& module_dir)
+    : engine_(patch, config), supervisor_(engine_.segment(), engine_.patch(), module_dir) {}
+
+Server::~Server() { stop(); }
+
+void Server::start(std::chrono::milliseconds timeout) {
+  supervisor_.start();
+  if (!supervisor_.wait_ready(timeout)) {
+    for (const auto& r : supervisor_.report()) {
+      if (r.state == shm::ModuleState::kStarting || r.state == shm::ModuleState::kDead)
+        std::fprintf(stderr, "rackd: warning: module %s is not ready yet; its output is replaced until it is\n",
+                     r.name.c_str());
+    }
+  }
+}
+
+void Server::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  final_ = supervisor_.report();
+  supervisor_.stop();
+  const auto after = supervisor_.report();
+  for (std::size_t i = 0; i < final_.size() && i < after.size(); ++i) {
+    final_[i].restarts = after[i].restarts;
+    final_[i].restart_ms = after[i].restart_ms;
+  }
+  engine_.segment().remove_name();
+}
+
+namespace {
+
+std::string json_escape(const std::string& s) {
+  std::string o;
+  for (char ch : s) {
+    auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      o += '\\';
+      o += ch;
+    } else if (u < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      o += buf;
+    } else {
+      o += ch;
+    }
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string Server::summary_json(uint64_t xruns, const std::string& extra) const {
+  const auto reports = stopped_ ? final_ : const_cast<Supervisor&>(supervisor_).report();
+  std::ostringstream o;
+  o << "{\"cycles\":" << engine_.cycles() << ",\"xruns\":" << xruns << "," << extra << "\"modules\":{";
+  auto& seg = const_cast<Engine&>(engine_).segment();
+  for (std::size_t i = 0; i < reports.size(); ++i) {
+    const auto& r = reports[i];
+    const shm::ModuleIn& in = seg.module_in(static_cast<uint32_t>(i));
+    if (i) o << ",";
+    o << "\"" << json_escape(r.name) << "\":{\"state\":\"" << shm::state_name(r.state) << "\""
+      << ",\"late\":" << in.late.load() << ",\"restarts\":" << r.restarts
+      << ",\"replaced\":" << in.replaced.load() << ",\"nonfinite\":" << in.nonfinite.load();
+    if (!r.restart_ms.empty()) {
+      o << ",\"restart_ms\":[";
+      for (std::size_t k = 0; k < r.restart_ms.size(); ++k) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%s%.2f", k ? "," : "", r.restart_ms[k]);
+        o << buf;
+      }
+      o << "]";
+    }
+    if (!r.error.empty()) o << ",\"error\":\"" << json_escape(r.error) << "\"";
+    o << "}";
+  }
+  o << "}}";
+  return o.str();
+}
+
+std::string module_directory() {
+  if (const char* d = std::getenv("RACKD_MODULE_DIR"); d && *d) return d;
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return ".";
+  return exe.parent_path().string();
+}
+
+}  // namespace rackd::server

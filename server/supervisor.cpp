@@ -1,0 +1,283 @@
+// Module processes: spawn, watch (pidfd + epoll), restart, stop. The watcher
+// runs on its own thread; nothing here is on an audio thread.
+#include "server/supervisor.hpp"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+
+#include "shm/futex.hpp"
+
+namespace rackd::server {
+namespace {
+
+using shm::ModuleState;
+constexpr uint64_t kFailureWindowNs = 30'000'000'000ull;
+
+int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+std::string describe_exit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                                  strsignal(WTERMSIG(status)) + ")";
+  return "ended";
+}
+
+}  // namespace
+
+std::chrono::milliseconds Supervisor::backoff(std::size_t failures_in_window) {
+  if (failures_in_window <= 1) return std::chrono::milliseconds(0);
+  std::size_t shift = std::min<std::size_t>(failures_in_window - 2, 8);
+  return std::chrono::milliseconds(std::min<long>(50L << shift, 2000L));
+}
+
+Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir)
+    : segment_(segment), module_dir_(std::move(module_dir)) {
+  for (const auto& m : patch.modules) {
+    Child c;
+    c.exe = module_dir_ + "/" + m.spec->executable;
+    c.report.name = m.name;
+    children_.push_back(std::move(c));
+  }
+}
+
+Supervisor::~Supervisor() {
+  stop();
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Supervisor::start() {
+  for (const auto& c : children_) {
+    if (access(c.exe.c_str(), X_OK) != 0)
+      throw std::runtime_error("module executable " + c.exe + ": " + strerror(errno));
+  }
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::runtime_error(std::string("epoll: ") + strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u32 = UINT32_MAX;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint32_t i = 0; i < children_.size(); ++i) spawn(i);
+  }
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+// Called with mu_ held.
+void Supervisor::spawn(uint32_t slot) {
+  Child& c = children_[slot];
+  shm::ModuleIn& in = segment_.module_in(slot);
+  in.generation.fetch_add(1, std::memory_order_acq_rel);
+  in.muted.store(0, std::memory_order_relaxed);  // a new process starts clean
+  in.state.store(static_cast<uint32_t>(ModuleState::kStarting), std::memory_order_release);
+
+  // Everything the child needs is built before fork: after fork only
+  // async-signal-safe calls are allowed.
+  const std::string slot_text = std::to_string(slot);
+  const std::string& seg = segment_.name();
+  const char* argv[] = {c.exe.c_str(), "--segment", seg.c_str(), "--slot", slot_text.c_str(), nullptr};
+  const pid_t server = getpid();
+  pid_t pid = fork();
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Ctrl-C in a terminal goes to the whole process group: the server stops
+    // the modules itself, in order, so they ignore SIGINT.
+    signal(SIGINT, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server) _exit(70);
+    execv(argv[0], const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  if (pid < 0) {
+    fprintf(stderr, "rackd: cannot start module %s: %s\n", c.report.name.c_str(), strerror(errno));
+    c.restart_pending = true;
+    c.restart_at_ns = shm::now_ns() + 1'000'000'000ull;
+    return;
+  }
+  c.pid = pid;
+  c.pidfd = pidfd_open(pid);
+  if (c.pidfd >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = slot;
+    epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.pidfd, &ev);
+  }
+  c.report.state = ModuleState::kStarting;
+}
+
+// Called with mu_ held, when the pidfd says the process ended.
+void Supervisor::reap(uint32_t slot) {
+  Child& c = children_[slot];
+  int status = 0;
+  if (c.pid > 0) waitpid(c.pid, &status, 0);
+  if (c.pidfd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.pidfd, nullptr);
+    close(c.pidfd);
+  }
+  c.pidfd = -1;
+  c.pid = -1;
+  shm::ModuleIn& in = segment_.module_in(slot);
+  const shm::ModuleOut& out = segment_.module_out(slot);
+  const uint64_t now = shm::now_ns();
+  ModuleState next = ModuleState::kDead;
+  if (stopping_.load()) {
+    next = ModuleState::kStopped;
+  } else if (out.setup_failed.load(std::memory_order_acquire)) {
+    // The configuration will not change by restarting: leave the slot replaced.
+    next = ModuleState::kSetupError;
+    c.report.error.assign(out.error, strnlen(out.error, shm::kErrorBytes));
+    fprintf(stderr, "rackd: module %s refused its setup: %s; its output is replaced\n",
+            c.report.name.c_str(), c.report.error.c_str());
+  }
+  in.state.store(static_cast<uint32_t>(next), std::memory_order_release);
+  // The scheduler may be sleeping on this module's completion word: wake it so
+  // it replaces the block now instead of at the deadline.
+  shm::futex_wake(out.done, INT_MAX);
+  c.report.state = next;
+  if (next != ModuleState::kDead) return;
+
+  c.died_at_ns = now;
+  c.failures.push_back(now);
+  while (!c.failures.empty() && now - c.failures.front() > kFailureWindowNs) c.failures.pop_front();
+  auto delay = backoff(c.failures.size());
+  c.restart_pending = true;
+  c.restart_at_ns = now + static_cast<uint64_t>(std::chrono::nanoseconds(delay).count());
+  fprintf(stderr, "rackd: module %s %s; restarting in %lld ms\n", c.report.name.c_str(),
+          describe_exit(status).c_str(), static_cast<long long>(delay.count()));
+}
+
+// Called with mu_ held.
+void Supervisor::check_ready(uint32_t slot, uint64_t now) {
+  Child& c = children_[slot];
+  if (c.report.state != ModuleState::kStarting || c.pid < 0) return;
+  shm::ModuleIn& in = segment_.module_in(slot);
+  const shm::ModuleOut& out = segment_.module_out(slot);
+  if (out.ready_generation.load(std::memory_order_acquire) != in.generation.load(std::memory_order_acquire))
+    return;
+  uint32_t expected = static_cast<uint32_t>(ModuleState::kStarting);
+  in.state.compare_exchange_strong(expected, static_cast<uint32_t>(ModuleState::kRunning));
+  c.report.state = ModuleState::kRunning;
+  if (c.restarted) {
+    double ms = static_cast<double>(now - c.died_at_ns) / 1e6;
+    c.report.restart_ms.push_back(ms);
+    fprintf(stderr, "rackd: module %s is back after %.1f ms\n", c.report.name.c_str(), ms);
+    c.restarted = false;
+  }
+}
+
+void Supervisor::thread_main() {
+  epoll_event events[16];
+  while (!stopping_.load()) {
+    int timeout_ms = 1000;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const uint64_t now = shm::now_ns();
+      for (uint32_t i = 0; i < children_.size(); ++i) {
+        Child& c = children_[i];
+        if (c.restart_pending && now >= c.restart_at_ns) {
+          c.restart_pending = false;
+          c.restarted = true;
+          ++c.report.restarts;
+          segment_.module_in(i).restarts.fetch_add(1, std::memory_order_relaxed);
+          spawn(i);
+        }
+        check_ready(i, now);
+        if (c.report.state == ModuleState::kStarting) timeout_ms = std::min(timeout_ms, 1);
+        if (c.restart_pending) {
+          uint64_t wait_ms = c.restart_at_ns > now ? (c.restart_at_ns - now) / 1'000'000 + 1 : 0;
+          timeout_ms = std::min<int>(timeout_ms, static_cast<int>(wait_ms));
+        }
+      }
+    }
+    int n = epoll_wait(epoll_fd_, events, 16, timeout_ms);
+    if (n < 0 && errno != EINTR) break;
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int k = 0; k < n; ++k) {
+      uint32_t slot = events[k].data.u32;
+      if (slot == UINT32_MAX) continue;
+      if (slot < children_.size() && children_[slot].pidfd >= 0) reap(slot);
+    }
+  }
+}
+
+bool Supervisor::wait_ready(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    bool all = true;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& c : children_) {
+        if (c.report.state == ModuleState::kStarting || c.report.state == ModuleState::kDead) all = false;
+      }
+    }
+    if (all) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void Supervisor::stop() {
+  if (stopping_.exchange(true)) {
+    if (thread_.joinable()) thread_.join();
+    return;
+  }
+  segment_.header().shutting_down.store(1, std::memory_order_release);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(wake_fd_, &one, sizeof one);
+    (void)w;
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& c : children_) {
+    if (c.pid > 0) kill(c.pid, SIGTERM);
+  }
+  const uint64_t give_up = shm::now_ns() + 300'000'000ull;
+  for (uint32_t i = 0; i < children_.size(); ++i) {
+    Child& c = children_[i];
+    if (c.pid <= 0) continue;
+    int status = 0;
+    while (waitpid(c.pid, &status, WNOHANG) == 0) {
+      if (shm::now_ns() >= give_up) {
+        kill(c.pid, SIGKILL);
+        waitpid(c.pid, &status, 0);
+        break;
+      }
+      usleep(1000);
+    }
+    if (c.pidfd >= 0) close(c.pidfd);
+    c.pidfd = -1;
+    c.pid = -1;
+    if (c.report.state != ModuleState::kSetupError) c.report.state = ModuleState::kStopped;
+    segment_.module_in(i).state.store(static_cast<uint32_t>(c.report.state), std::memory_order_release);
+  }
+}
+
+std::vector<ModuleReport> Supervisor::report() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ModuleReport> r;
+  for (const auto& c : children_) r.push_back(c.report);
+  return r;
+}
+
+pid_t Supervisor::pid_of(uint32_t slot) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slot < children_.size() ? children_[slot].pid : -1;
+}
+
+}  // namespace rackd::server

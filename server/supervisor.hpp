@@ -1,0 +1,83 @@
+// The supervisor: spawns one process per module, notices a death within a
+// millisecond through its pidfd, restarts it (the new process finds its
+// parameters in the segment), and stops everything on shutdown. Its own thread
+// does the watching; the other methods are for the [setup] thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/patch.hpp"
+#include "shm/segment.hpp"
+
+namespace rackd::server {
+
+struct ModuleReport {
+  std::string name;
+  shm::ModuleState state = shm::ModuleState::kStarting;
+  uint64_t restarts = 0;
+  std::string error;                 // setup failure, if any
+  std::vector<double> restart_ms;    // death -> ready again, per restart
+};
+
+class Supervisor {
+ public:
+  // `module_dir`: where the module executables are.
+  Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // [setup] Spawns every module and starts the watcher thread. Throws if a
+  // module executable is missing.
+  void start();
+  // [setup] Waits until every module is ready or has refused its setup.
+  // Returns false on timeout.
+  bool wait_ready(std::chrono::milliseconds timeout);
+  // [setup] No more restarts; SIGTERM, SIGKILL after 300 ms; reaps everything.
+  void stop();
+
+  std::vector<ModuleReport> report() const;
+  pid_t pid_of(uint32_t slot) const;
+
+  // Restart delay after the k-th failure within the failure window: 0 for the
+  // first, then 50 ms doubling, capped at 2 s.
+  static std::chrono::milliseconds backoff(std::size_t failures_in_window);
+
+ private:
+  struct Child {
+    std::string exe;
+    pid_t pid = -1;
+    int pidfd = -1;
+    bool restart_pending = false;
+    uint64_t restart_at_ns = 0;
+    uint64_t died_at_ns = 0;
+    bool restarted = false;          // the current process replaces a dead one
+    std::deque<uint64_t> failures;   // death times within the window
+    ModuleReport report;
+  };
+
+  void spawn(uint32_t slot);
+  void reap(uint32_t slot);
+  void check_ready(uint32_t slot, uint64_t now);
+  void thread_main();
+
+  shm::Segment& segment_;
+  std::string module_dir_;
+  mutable std::mutex mu_;            // guards children_ between the watcher and readers
+  std::vector<Child> children_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace rackd::server

@@ -1,0 +1,171 @@
+// The cross-process contract: plain structs that live in the one shared-memory
+// segment the server creates. No pointers (every process maps the segment at a
+// different address), no interprocess mutexes (not robust when a holder dies).
+//
+// Segment, in page-aligned sections (offsets in SegmentHeader):
+//
+//   SegmentHeader                 server writes; modules map read-only
+//   ModuleIn  x module_count      server -> module: identity, cycle requests,
+//                                 server-kept counters, parameter slots, config;
+//                                 modules map read-only, so a module can never
+//                                 corrupt its own parameters or counters
+//   ModuleOut x module_count      module -> server: completion word, readiness,
+//                                 heartbeat, timing; the one page a module may
+//                                 write besides its output bus. Untrusted.
+//   Bus x bus_count               BusHeader page + ring of audio blocks; bus 0 is
+//                                 the device input (server produces), bus k>0 is
+//                                 the output of module k-1 (that module produces)
+//
+// Everything a module writes is untrusted by the server: the server keeps its
+// own copy of every size and index it addresses memory with, and only reads
+// values (completion cycles, heartbeats) that it then compares, never follows.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace rackd::shm {
+
+inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
+inline constexpr uint32_t kVersion = 1;
+inline constexpr std::size_t kCacheLine = 64;
+inline constexpr std::size_t kPage = 4096;
+
+inline constexpr uint32_t kMaxModules = 64;
+inline constexpr uint32_t kMaxBuses = kMaxModules + 1;
+inline constexpr uint32_t kMaxChannels = 32;
+inline constexpr uint32_t kMinBlockFrames = 16;
+inline constexpr uint32_t kMaxBlockFrames = 4096;
+inline constexpr uint32_t kRingBlocks = 4;  // power of two; +1 spare slot per bus
+inline constexpr uint32_t kMaxParams = 256;
+inline constexpr uint32_t kParamValues = 4;  // a parameter carries 1..4 doubles
+inline constexpr uint32_t kNameBytes = 32;
+inline constexpr uint32_t kConfigBytes = 16384;
+inline constexpr uint32_t kErrorBytes = 512;
+inline constexpr uint32_t kNoBus = 0xffff'ffff;
+inline constexpr uint32_t kDeviceBus = 0;
+
+static_assert((kRingBlocks & (kRingBlocks - 1)) == 0, "ring capacity must be a power of two");
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<double>::is_always_lock_free);
+
+// Server-owned life cycle of a module slot (ModuleIn::state).
+enum class ModuleState : uint32_t {
+  kStarting = 0,    // process spawned, not yet attached and set up
+  kRunning = 1,     // attached and taking cycles
+  kDead = 2,        // process gone; restart pending
+  kFailed = 3,      // supervisor gave up; slot bypassed or silent
+  kStopped = 4,     // server shutting down
+  kSetupError = 5,  // module refused its configuration (see ModuleOut::error)
+};
+
+const char* state_name(ModuleState s) noexcept;
+
+enum class ParamKind : uint32_t { kFloat = 0, kInt = 1, kBool = 2 };
+
+// One parameter. Name, kind and range are written once by the server before any
+// module starts; values are written by the server's control thread under a
+// seqlock (single writer), read by the module at the start of a block. The slot
+// outlives module processes, so a restarted module finds its values here.
+struct alignas(kCacheLine) ParamSlot {
+  char name[kNameBytes];               // NUL-terminated, e.g. "gain_db", "band/3/freq"
+  uint32_t kind;                       // ParamKind
+  uint32_t count;                      // values in use, 1..kParamValues
+  double min, max, def;                // range and default, per value
+  std::atomic<uint32_t> seq{0};        // seqlock: odd while the writer is mid-update
+  uint32_t pad0{0};
+  std::atomic<double> value[kParamValues];
+};
+static_assert(sizeof(ParamSlot) % kCacheLine == 0);
+
+// Server -> module. Modules map this read-only.
+struct alignas(kPage) ModuleIn {
+  uint32_t magic;
+  uint32_t slot;                       // index of this module
+  char name[kNameBytes];               // instance name from the patch
+  char type[kNameBytes];               // module type ("passthrough", ...)
+  uint32_t in_channels;                // 0 for a source without input
+  uint32_t out_channels;
+  uint32_t out_bus;                    // bus this module produces
+  uint32_t flags;                      // kFlag*
+  uint32_t param_count;
+  uint32_t config_bytes;               // valid bytes in config[]
+  std::atomic<uint32_t> state{0};      // ModuleState
+  std::atomic<uint32_t> generation{0}; // bumped by the supervisor for every spawn
+
+  // Cycle requests. The server writes in_bus/in_slot, then `request` (release)
+  // and wakes the futex; the module runs cycle `request`.
+  alignas(kCacheLine) std::atomic<uint32_t> request{0};
+  std::atomic<uint32_t> request_in_bus{kNoBus};
+  std::atomic<uint32_t> request_in_slot{0};
+  std::atomic<uint32_t> server_waiting{0};  // 1 while the server sleeps on `done`
+
+  // Counters the server keeps (mirrored here for readers such as rackctl).
+  alignas(kCacheLine) std::atomic<uint64_t> late{0};       // deadline misses
+  std::atomic<uint64_t> replaced{0};   // blocks replaced for any reason
+  std::atomic<uint64_t> restarts{0};
+  std::atomic<uint64_t> nonfinite{0};  // blocks with NaN/Inf (module muted)
+  std::atomic<uint32_t> muted{0};      // 1: output replaced by silence
+  std::atomic<uint32_t> bypassed{0};   // 1: output replaced by input (server-level)
+
+  alignas(kCacheLine) std::atomic<uint32_t> param_epoch{0};  // bumped after any value write
+  ParamSlot params[kMaxParams];
+  char config[kConfigBytes];           // the module's patch table as TOML text
+};
+
+inline constexpr uint32_t kFlagBypassable = 1u << 0;  // output may be replaced by input
+
+// Module -> server: the only page of control state a module writes. Untrusted.
+struct alignas(kPage) ModuleOut {
+  alignas(kCacheLine) std::atomic<uint32_t> done{0};  // futex: last completed cycle + 1
+  std::atomic<uint32_t> ready_generation{0};  // == ModuleIn::generation once set up
+  std::atomic<uint32_t> pid{0};
+  std::atomic<uint32_t> setup_failed{0};      // 1: see error[]
+  std::atomic<uint64_t> heartbeat{0};         // +1 per processed block
+  std::atomic<uint32_t> last_block_ns{0};     // process() time of the last block
+  std::atomic<uint32_t> max_block_ns{0};
+  char error[kErrorBytes];                    // setup failure, NUL-terminated
+};
+
+// One audio bus: a single-producer/single-consumer ring of blocks. Block `seq`
+// lives in slot seq % capacity; slot `capacity` is a spare the server writes
+// substitutes into (never touched by the producer). Blocks are planar float32:
+// channel c of a block starts at c * frames.
+struct alignas(kPage) BusHeader {
+  uint32_t magic;
+  uint32_t channels;
+  uint32_t frames;                     // per block
+  uint32_t capacity;                   // ring blocks, power of two
+  uint32_t producer;                   // module slot, or kNoBus for the server
+  uint32_t block_floats;               // stride between blocks, in floats
+  uint64_t data_offset;                // from segment start, page-aligned
+  alignas(kCacheLine) std::atomic<uint32_t> write{0};  // producer-owned: newest seq + 1
+  alignas(kCacheLine) std::atomic<uint32_t> read{0};   // consumer-owned: oldest unreleased seq
+};
+
+// Page 0. Written by the server before any module starts; read-only afterwards.
+struct alignas(kPage) SegmentHeader {
+  uint32_t magic;
+  uint32_t version;
+  uint64_t total_bytes;
+  uint32_t header_bytes;               // sizeof(SegmentHeader), checked on attach
+  uint32_t module_in_bytes;            // sizeof(ModuleIn)
+  uint32_t module_out_bytes;           // sizeof(ModuleOut)
+  uint32_t bus_header_bytes;           // sizeof(BusHeader)
+  uint32_t module_count;
+  uint32_t bus_count;                  // module_count + 1
+  uint32_t rate_hz;
+  uint32_t block_frames;
+  uint32_t server_pid;
+  uint32_t server_uid;
+  uint32_t rt_priority;                // SCHED_FIFO priority modules should ask for
+  uint32_t pad0;
+  uint64_t module_in_offset;           // ModuleIn[module_count]
+  uint64_t module_out_offset;          // ModuleOut[module_count]
+  uint64_t bus_offset[kMaxBuses];      // BusHeader of each bus
+  std::atomic<uint32_t> shutting_down{0};
+};
+
+}  // namespace rackd::shm

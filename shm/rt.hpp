@@ -1,0 +1,29 @@
+// Real-time markers and per-thread audio setup, shared by the server and every
+// module process. Any thread.
+#pragma once
+
+// RACKD_RT marks a function that runs on an audio thread: it never allocates,
+// locks, logs or blocks (futex wait/wake is the one exception). Under clang >= 20
+// it is [[clang::nonblocking]], so -fsanitize=realtime checks it at run time and
+// -Wfunction-effects at compile time; elsewhere it documents the contract.
+// Place it after noexcept: `void process() noexcept RACKD_RT;`
+#if defined(__clang__) && (__clang_major__ >= 20)
+#define RACKD_RT [[clang::nonblocking]]
+#else
+#define RACKD_RT
+#endif
+
+namespace rackd {
+
+// [any] Sets flush-to-zero and denormals-are-zero for the calling thread (SSE
+// MXCSR on x86; FZ on AArch64). Call once at the start of every audio thread.
+void enable_ftz_daz() noexcept;
+
+// [setup] Tries SCHED_FIFO at `priority` for the calling thread. Returns false
+// (and writes why into `why`, if given) where the system refuses it.
+bool try_realtime_priority(int priority, const char** why = nullptr) noexcept;
+
+// [setup] Tries mlockall(MCL_CURRENT | MCL_FUTURE). Returns false where refused.
+bool try_lock_memory(const char** why = nullptr) noexcept;
+
+}  // namespace rackd
