@@ -183,11 +183,11 @@ Patch PatchParser::parse(const std::string& text) {
   const toml::node* modules = root.get("module");
   if (!modules) fail(root_line, "no modules: add at least one [[module]] table");
   const toml::array* arr = modules->as_array();
+  if (arr && arr->empty()) {
+    fail(line_of(*modules, root_line), "no modules: add at least one [[module]] table");
+  }
   if (!arr || !arr->is_array_of_tables()) {
     fail(line_of(*modules, root_line), "\"module\" must be an array of tables: write [[module]]");
-  }
-  if (arr->empty()) {
-    fail(line_of(*modules, root_line), "no modules: add at least one [[module]] table");
   }
   if (arr->size() > shm::kMaxModules) {
     fail(line_of((*arr)[shm::kMaxModules], root_line),

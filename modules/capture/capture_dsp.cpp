@@ -144,7 +144,7 @@ void Capture::setup(const CaptureConfig& config, double rate_hz,
     sweep_frames_ = std::max<uint64_t>(1, std::llround(config_.sweep_seconds * rate_hz_));
     sweep_log_ratio_ = std::log(config_.sweep_end_hz / config_.sweep_start_hz);
   }
-  gain_now_ = 1.0f;
+  gain_now_ = kUnset;
   reset();
 }
 
@@ -190,6 +190,9 @@ void Capture::process(const float* const* in, uint32_t in_channels, float* const
   }
 
   const float target = mute ? 0.0f : gain_linear;
+  // The first block after setup starts at its target: a (re)started module
+  // must not open with a ramp from unity.
+  if (gain_now_ == kUnset) gain_now_ = target;
   apply_gain(out, generated ? 1 : channels, frames, gain_now_, target);
   if (generated) {
     for (uint32_t c = 1; c < channels; ++c) std::memcpy(out[c], out[0], bytes);

@@ -69,7 +69,8 @@ class Capture {
   uint64_t sweep_frames_ = 1;             // sweep length in frames
   double sweep_log_ratio_ = 0.0;          // ln(sweep_end_hz / sweep_start_hz)
   uint64_t rng_state_ = 1;                // xorshift64*, never 0
-  float gain_now_ = 1.0f;                 // current (ramped) gain incl. mute
+  static constexpr float kUnset = -1.0f;  // gain_now_ before the first block
+  float gain_now_ = kUnset;               // current (ramped) gain incl. mute
 };
 
 }  // namespace rackd::capture

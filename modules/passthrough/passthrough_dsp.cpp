@@ -8,6 +8,8 @@ namespace rackd::passthrough {
 void Passthrough::process(const float* const* in, float* const* out, uint32_t channels,
                           uint32_t frames, float gain_linear, bool bypass) noexcept RACKD_RT {
   const size_t bytes = sizeof(float) * frames;
+  // A (re)started module opens at its target gain, not with a ramp from unity.
+  if (gain_now_ == kUnset) gain_now_ = gain_linear;
   // Bypass promises the input untouched; leaving it then ramps from unity.
   if (bypass || (gain_now_ == 1.0f && gain_linear == 1.0f)) {
     for (uint32_t c = 0; c < channels; ++c) std::memcpy(out[c], in[c], bytes);

@@ -16,7 +16,8 @@ class Passthrough {
                float gain_linear, bool bypass) noexcept RACKD_RT;
 
  private:
-  float gain_now_ = 1.0f;
+  static constexpr float kUnset = -1.0f;  // before the first block: start at the target
+  float gain_now_ = kUnset;
 };
 
 }  // namespace rackd::passthrough

@@ -48,6 +48,7 @@ struct Loop {
   std::vector<float*> out_ptrs;
   std::vector<float> zeros;             // input when a bus is missing
   uint32_t seen_epoch = 0;
+  bool first_block = true;
 };
 
 // [rt] Copies parameter values out of their seqlocked slots. A slot caught
@@ -76,7 +77,10 @@ bool refresh_params(Loop& l) noexcept RACKD_RT {
 // [rt] One cycle: point at the input the server chose, process, publish, signal.
 void run_block(Loop& l, uint32_t cycle) noexcept RACKD_RT {
   uint32_t epoch = l.in->param_epoch.load(std::memory_order_acquire);
-  l.params.changed_ = false;
+  // The first block reports every parameter as changed, so processors derive
+  // their state (gains, coefficients) from the slots before any audio.
+  l.params.changed_ = l.first_block;
+  l.first_block = false;
   if (epoch != l.seen_epoch) {
     if (refresh_params(l)) l.seen_epoch = epoch;
     l.params.changed_ = true;

@@ -216,11 +216,23 @@ TEST(CaptureDevice, CopiesInputBitExactlyAtUnityGain) {
 TEST(CaptureGain, MuteRampsToExactZeroWithinOneBlock) {
   Capture cap;
   cap.setup(config_for(Source::kNoise), kRate, 64);
+  run(cap, 64, 64, 0.0, 1.0f, false);  // playing at unity first
   const auto first = run(cap, 64, 64, 0.0, 1.0f, true);
   EXPECT_GT(max_abs(first[0], 0, 32), 0.0f);  // ramping down, not a jump
   EXPECT_EQ(first[0][63], 0.0f);
   const auto after = run(cap, 640, 64, 0.0, 1.0f, true);
   for (const auto& ch : after) EXPECT_EQ(ch, std::vector<float>(640, 0.0f));
+}
+
+TEST(CaptureGain, FirstBlockStartsAtItsTargetGain) {
+  Capture cap;
+  cap.setup(config_for(Source::kDevice, 1), kRate, 100);
+  std::vector<float> ones(100, 1.0f);
+  std::vector<float> out(100);
+  const float* in = ones.data();
+  float* o = out.data();
+  cap.process(&in, 1, &o, 100, 0.25f, false, 0.0);
+  EXPECT_EQ(out, std::vector<float>(100, 0.25f));
 }
 
 TEST(CaptureGain, GainRampsLinearlyToTarget) {
@@ -230,6 +242,7 @@ TEST(CaptureGain, GainRampsLinearlyToTarget) {
   std::vector<float> out(100);
   const float* in = ones.data();
   float* o = out.data();
+  cap.process(&in, 1, &o, 100, 1.0f, false, 0.0);  // playing at unity first
   cap.process(&in, 1, &o, 100, 0.5f, false, 0.0);
   for (uint32_t i = 0; i < 100; ++i) EXPECT_NEAR(out[i], 1.0f - 0.005f * (i + 1), 1e-6f);
   EXPECT_EQ(out[99], 0.5f);

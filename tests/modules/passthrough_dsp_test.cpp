@@ -83,6 +83,15 @@ TEST(Passthrough, LeavingBypassRampsFromUnity) {
   EXPECT_EQ(out.data[0][frames - 1], 0.0f);
 }
 
+TEST(Passthrough, FirstBlockStartsAtItsTargetGain) {
+  Passthrough p;
+  Planar in(kChannels, 64);
+  for (auto& c : in.data) std::fill(c.begin(), c.end(), 1.0f);
+  Planar out(kChannels, 64);
+  p.process(in.in(), out.out(), kChannels, 64, 0.5f, false);
+  for (const auto& c : out.data) EXPECT_EQ(c, std::vector<float>(64, 0.5f));
+}
+
 TEST(Passthrough, GainRampIsLinearAndReachesTarget) {
   Passthrough p;
   const uint32_t frames = 128;
@@ -90,6 +99,7 @@ TEST(Passthrough, GainRampIsLinearAndReachesTarget) {
   for (auto& c : in.data) std::fill(c.begin(), c.end(), 1.0f);
   Planar out(kChannels, frames);
   const float target = 0.25f;
+  p.process(in.in(), out.out(), kChannels, frames, 1.0f, false);  // settle at unity first
   p.process(in.in(), out.out(), kChannels, frames, target, false);
   const float expected_step = (1.0f - target) / frames;
   for (uint32_t c = 0; c < kChannels; ++c) {

@@ -497,6 +497,7 @@ TEST(Patch, ModuleCount) {
   EXPECT_TRUE(fails_at("[server]\nrate = 48000\n[output]\nfrom = \"x\"\n", 1, "no modules"));
   EXPECT_TRUE(fails_at("", 1, "no modules"));
   EXPECT_TRUE(fails_at("module = 1\n", 1, "[[module]]"));
+  EXPECT_TRUE(fails_at("\nmodule = []\n", 2, "no modules"));
 
   std::string many;
   for (uint32_t i = 0; i <= shm::kMaxModules; ++i) {

@@ -1,0 +1,263 @@
+// Integration test harness: processes, dummy JACK, sound files, JSON lookup.
+#include "tests/integration/harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sndfile.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace rackd::test {
+namespace fs = std::filesystem;
+
+std::string bin(const std::string& name) { return std::string(RACKD_BIN_DIR) + "/" + name; }
+std::string source(const std::string& path) { return std::string(RACKD_SOURCE_DIR) + "/" + path; }
+
+namespace {
+
+struct TempRoot {
+  std::string path;
+  TempRoot() {
+    std::string t = (fs::temp_directory_path() / "rackd-it-XXXXXX").string();
+    path = mkdtemp(t.data());
+  }
+  ~TempRoot() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+TempRoot& root() {
+  static TempRoot r;
+  return r;
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& out,
+            const std::string& err) {
+  std::vector<char*> a;
+  for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+  a.push_back(nullptr);
+  std::vector<std::string> e_store;
+  for (char** e = environ; *e; ++e) e_store.emplace_back(*e);
+  for (const auto& kv : env) e_store.push_back(kv);
+  std::vector<char*> e;
+  for (auto& s : e_store) e.push_back(s.data());
+  e.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, a[0], &fa, nullptr, a.data(), e.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0]);
+  return pid;
+}
+
+int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
+std::string temp_dir() {
+  static int n = 0;
+  std::string d = root().path + "/" + std::to_string(++n);
+  fs::create_directories(d);
+  return d;
+}
+
+Process::Process(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  std::string d = temp_dir();
+  out_path_ = d + "/stdout";
+  err_path_ = d + "/stderr";
+  pid_ = spawn(argv, env, out_path_, err_path_);
+}
+
+Process::~Process() {
+  if (!reaped_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void Process::signal(int sig) {
+  if (!reaped_) kill(pid_, sig);
+}
+
+int Process::wait(std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      return decode(status);
+    }
+    if (std::chrono::steady_clock::now() >= until) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string Process::out() const { return slurp(out_path_); }
+std::string Process::err() const { return slurp(err_path_); }
+
+Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, const std::vector<std::string>& env) {
+  Process p(argv, env);
+  Result r;
+  r.status = p.wait(timeout);
+  if (r.status == -1) {
+    p.signal(SIGKILL);
+    p.wait(std::chrono::seconds(5));
+  }
+  r.out = p.out();
+  r.err = p.err();
+  return r;
+}
+
+std::string comm_of(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+  std::string c;
+  std::getline(f, c);
+  return c;
+}
+
+std::vector<pid_t> children(pid_t pid, const std::string& prefix) {
+  std::vector<pid_t> kids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "stat");
+    std::string line;
+    std::getline(f, line);
+    auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    pid_t ppid;
+    rest >> state >> ppid;
+    if (ppid != pid) continue;
+    pid_t child = static_cast<pid_t>(std::stol(n));
+    if (comm_of(child).rfind(prefix, 0) == 0) kids.push_back(child);
+  }
+  return kids;
+}
+
+DummyJack::DummyJack(int rate, int period) {
+  static int n = 0;
+  name_ = "rackd-test-" + std::to_string(getpid()) + "-" + std::to_string(++n);
+  log_path_ = temp_dir() + "/jackd.log";
+  pid_ = spawn({"/usr/bin/jackd", "-n", name_, "-d", "dummy", "-r", std::to_string(rate), "-p", std::to_string(period)},
+               {}, log_path_, log_path_ + ".err");
+  // Ready once a client can connect: jack_lsp exits 0.
+  for (int i = 0; i < 100 && !ready_; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Result r = run({"/usr/bin/jack_lsp"}, std::chrono::seconds(5), env());
+    ready_ = r.status == 0;
+  }
+}
+
+DummyJack::~DummyJack() {
+  if (pid_ > 0) {
+    kill(pid_, SIGTERM);
+    for (int i = 0; i < 200; ++i) {
+      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+std::vector<std::string> DummyJack::env() const {
+  return {"JACK_DEFAULT_SERVER=" + name_, "JACK_NO_START_SERVER=1"};
+}
+
+std::string DummyJack::log() const { return slurp(log_path_) + slurp(log_path_ + ".err"); }
+
+void write_audio(const std::string& path, const Audio& a) {
+  SF_INFO info{};
+  info.samplerate = a.rate;
+  info.channels = static_cast<int>(a.ch.size());
+  info.format = a.format;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  if (!f) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  std::vector<float> inter(a.frames() * a.ch.size());
+  for (size_t i = 0; i < a.frames(); ++i)
+    for (size_t c = 0; c < a.ch.size(); ++c) inter[i * a.ch.size() + c] = a.ch[c][i];
+  sf_writef_float(f, inter.data(), static_cast<sf_count_t>(a.frames()));
+  sf_close(f);
+}
+
+Audio read_audio(const std::string& path) {
+  SF_INFO info{};
+  SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
+  if (!f) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  Audio a;
+  a.rate = info.samplerate;
+  a.format = info.format;
+  std::vector<float> inter(static_cast<size_t>(info.frames * info.channels));
+  sf_readf_float(f, inter.data(), info.frames);
+  sf_close(f);
+  a.ch.assign(static_cast<size_t>(info.channels), std::vector<float>(static_cast<size_t>(info.frames)));
+  for (sf_count_t i = 0; i < info.frames; ++i)
+    for (int c = 0; c < info.channels; ++c) a.ch[c][i] = inter[static_cast<size_t>(i * info.channels + c)];
+  return a;
+}
+
+std::vector<int> read_raw_ints(const std::string& path) {
+  SF_INFO info{};
+  SNDFILE* f = sf_open(path.c_str(), SFM_READ, &info);
+  if (!f) throw std::runtime_error(path + ": " + sf_strerror(nullptr));
+  std::vector<int> v(static_cast<size_t>(info.frames * info.channels));
+  sf_readf_int(f, v.data(), info.frames);
+  sf_close(f);
+  return v;
+}
+
+namespace {
+std::string scope(const std::string& json, const std::string& module) {
+  if (module.empty()) return json;
+  auto at = json.find("\"" + module + "\":{");
+  if (at == std::string::npos) return "";
+  auto end = json.find('}', at);
+  return json.substr(at, end - at);
+}
+}  // namespace
+
+double json_number(const std::string& json, const std::string& module, const std::string& key) {
+  std::string s = scope(json, module);
+  auto at = s.find("\"" + key + "\":");
+  if (at == std::string::npos) return -1;
+  return std::strtod(s.c_str() + at + key.size() + 3, nullptr);
+}
+
+std::string json_string(const std::string& json, const std::string& module, const std::string& key) {
+  std::string s = scope(json, module);
+  auto at = s.find("\"" + key + "\":\"");
+  if (at == std::string::npos) return "";
+  at += key.size() + 4;
+  return s.substr(at, s.find('"', at) - at);
+}
+
+bool segment_exists_for(pid_t pid) {
+  return fs::exists("/dev/shm/rackd-" + std::to_string(getuid()) + "-" + std::to_string(pid));
+}
+
+}  // namespace rackd::test

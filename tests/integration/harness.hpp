@@ -1,0 +1,85 @@
+// Test harness for integration tests: runs the built rackd and real module
+// processes, a dummy JACK server, and reads/writes sound files.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace rackd::test {
+
+std::string bin(const std::string& name);     // build/bin/<name>
+std::string source(const std::string& path);  // <repo>/<path>
+std::string temp_dir();                       // fresh directory, removed at exit
+
+struct Result {
+  int status = -1;         // exit code, or 128 + signal
+  std::string out, err;
+};
+
+// Runs argv to completion (killed after `timeout`), capturing stdout/stderr.
+Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeout = std::chrono::seconds(120),
+           const std::vector<std::string>& env = {});
+
+// A child running in the background with stdout/stderr going to files.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
+  ~Process();  // SIGKILL if still running
+  pid_t pid() const { return pid_; }
+  void signal(int sig);
+  // Waits for exit; returns exit code or 128 + signal, or -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_path_, err_path_;
+  bool reaped_ = false;
+};
+
+// Children of `pid` whose command name starts with `prefix`.
+std::vector<pid_t> children(pid_t pid, const std::string& prefix = "");
+std::string comm_of(pid_t pid);
+
+// A `jackd -d dummy` server with a unique name, stopped by its pid.
+class DummyJack {
+ public:
+  explicit DummyJack(int rate = 48000, int period = 128);
+  ~DummyJack();
+  bool ready() const { return ready_; }
+  // Environment for clients: JACK_DEFAULT_SERVER=<name>, JACK_NO_START_SERVER=1.
+  std::vector<std::string> env() const;
+  std::string log() const;
+
+ private:
+  std::string name_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool ready_ = false;
+};
+
+// Sound files (libsndfile). Samples planar, as float.
+struct Audio {
+  int rate = 48000;
+  int format = 0;
+  std::vector<std::vector<float>> ch;
+  size_t frames() const { return ch.empty() ? 0 : ch[0].size(); }
+};
+void write_audio(const std::string& path, const Audio& a);
+Audio read_audio(const std::string& path);
+// Raw stored samples as int (PCM) for bit-exact comparison.
+std::vector<int> read_raw_ints(const std::string& path);
+
+// Minimal JSON number lookup: value of "key": inside the object of module
+// `module` (or at the top level when module is empty). -1 when absent.
+double json_number(const std::string& json, const std::string& module, const std::string& key);
+std::string json_string(const std::string& json, const std::string& module, const std::string& key);
+
+// Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
+bool segment_exists_for(pid_t pid);
+
+}  // namespace rackd::test

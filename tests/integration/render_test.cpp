@@ -1,0 +1,175 @@
+// Integration: `rackd render` drives the real module processes offline.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sndfile.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "tests/integration/harness.hpp"
+
+namespace rackd::test {
+namespace {
+
+Audio noise(size_t frames, int channels, int format, float amp = 0.5f, int rate = 48000) {
+  Audio a;
+  a.rate = rate;
+  a.format = format;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> d(-amp, amp);
+  a.ch.assign(channels, std::vector<float>(frames));
+  for (auto& c : a.ch)
+    for (auto& x : c) x = d(rng);
+  return a;
+}
+
+Result render(const std::string& patch, const std::string& in, const std::string& out,
+              const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> argv = {bin("rackd"), "render", patch, "--out", out};
+  if (!in.empty()) {
+    argv.push_back("--in");
+    argv.push_back(in);
+  }
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return run(argv);
+}
+
+TEST(Render, PassthroughChainIsBitExactWithNoFramesAdded) {
+  const std::string d = temp_dir();
+  // 16-bit PCM, a length that is not a multiple of the block.
+  write_audio(d + "/in.wav", noise(48000 * 3 + 77, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16));
+  Result r = render(source("patches/passthrough.toml"), d + "/in.wav", d + "/out.wav");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_raw_ints(d + "/in.wav"), read_raw_ints(d + "/out.wav"));
+  Audio out = read_audio(d + "/out.wav");
+  EXPECT_EQ(out.frames(), 48000u * 3 + 77);
+  EXPECT_EQ(out.format, SF_FORMAT_WAV | SF_FORMAT_PCM_16);
+  EXPECT_EQ(out.rate, 48000);
+  EXPECT_EQ(json_number(r.out, "p2", "late"), 0);
+  EXPECT_EQ(json_number(r.out, "", "cycles"), std::ceil((48000.0 * 3 + 77) / 128));
+}
+
+TEST(Render, ImpulseComesOutAtTheSameFrame) {
+  const std::string d = temp_dir();
+  for (size_t at : {0ul, 127ul, 128ul, 1000ul, 4095ul}) {
+    Audio a;
+    a.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
+    a.ch.assign(2, std::vector<float>(8192, 0.0f));
+    a.ch[0][at] = 0.5f;
+    a.ch[1][at] = -0.25f;
+    write_audio(d + "/imp.wav", a);
+    Result r = render(source("patches/passthrough.toml"), d + "/imp.wav", d + "/imp-out.wav");
+    ASSERT_EQ(r.status, 0) << r.err;
+    Audio o = read_audio(d + "/imp-out.wav");
+    ASSERT_EQ(o.frames(), 8192u);
+    EXPECT_EQ(o.ch, a.ch) << "impulse at " << at;
+  }
+}
+
+TEST(Render, FlacAndOtherRatesKeepTheirFormat) {
+  const std::string d = temp_dir();
+  write_audio(d + "/in.flac", noise(44100 + 5, 2, SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 0.4f, 44100));
+  Result r = render(source("patches/passthrough.toml"), d + "/in.flac", d + "/out.flac");
+  ASSERT_EQ(r.status, 0) << r.err;
+  Audio o = read_audio(d + "/out.flac");
+  EXPECT_EQ(o.rate, 44100);
+  EXPECT_EQ(o.format, SF_FORMAT_FLAC | SF_FORMAT_PCM_24);
+  EXPECT_EQ(read_raw_ints(d + "/in.flac"), read_raw_ints(d + "/out.flac"));
+}
+
+TEST(Render, ToneWithoutInputNeedsADurationAndMakesThatMuch) {
+  const std::string d = temp_dir();
+  Result bad = render(source("patches/tone.toml"), "", d + "/t.wav");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.err.find("--duration"), std::string::npos) << bad.err;
+  Result r = render(source("patches/tone.toml"), "", d + "/t.wav", {"--duration", "1.5"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  Audio o = read_audio(d + "/t.wav");
+  EXPECT_EQ(o.frames(), 72000u);
+  float peak = 0;
+  for (float x : o.ch[0]) peak = std::max(peak, std::fabs(x));
+  EXPECT_NEAR(peak, 0.125f, 0.002f);  // -6 dBFS generator, gain_db = -12
+}
+
+// A module killed mid-render: the timeline loses nothing. passthrough is
+// bypassable, so its missing blocks are its input: the output stays bit-exact.
+TEST(Render, KillingAModuleLosesNoFrame) {
+  const std::string d = temp_dir();
+  const size_t frames = 48000 * 120 + 3;
+  write_audio(d + "/long.wav", noise(frames, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16));
+  Process p({bin("rackd"), "render", source("patches/passthrough.toml"), "--in", d + "/long.wav", "--out",
+             d + "/long-out.wav"});
+  pid_t victim = -1;
+  for (int i = 0; i < 2000 && victim < 0; ++i) {
+    for (pid_t c : children(p.pid(), "rackd-passthrou"))
+      if (victim < 0) victim = c;  // any passthrough
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GT(victim, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  ASSERT_EQ(p.wait(std::chrono::seconds(120)), 0) << p.err();
+  const std::string json = p.out();
+  double restarts = 0, replaced = 0;
+  for (const char* m : {"p1", "p2", "p3"}) {
+    restarts += json_number(json, m, "restarts");
+    replaced += json_number(json, m, "replaced");
+  }
+  EXPECT_EQ(restarts, 1) << json;
+  EXPECT_GT(replaced, 0) << json;
+  Audio o = read_audio(d + "/long-out.wav");
+  EXPECT_EQ(o.frames(), frames);
+  EXPECT_EQ(read_raw_ints(d + "/long.wav"), read_raw_ints(d + "/long-out.wav"));
+}
+
+TEST(Render, ModuleThatRefusesItsSetupLeavesSilenceOfTheRightLength) {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << R"([[module]]
+name = "f"
+type = "capture"
+source = "file"
+file = "missing.wav"
+
+[output]
+from = "f"
+)";
+  Result r = render(d + "/p.toml", "", d + "/o.wav", {"--duration", "0.5"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_string(r.out, "f", "state"), "setup-error") << r.out;
+  EXPECT_NE(r.err.find("missing.wav"), std::string::npos) << r.err;
+  Audio o = read_audio(d + "/o.wav");
+  EXPECT_EQ(o.frames(), 24000u);
+  for (float x : o.ch[0]) ASSERT_EQ(x, 0.0f);
+}
+
+TEST(Render, BadPatchIsRefusedWithFileAndLineAndStartsNothing) {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/bad.toml") << "[[module]]\nname = \"a\"\ntype = \"capture\"\nsource = \"tone\"\n"
+                                    "gian_db = 3\n\n[output]\nfrom = \"a\"\n";
+  Process p({bin("rackd"), "render", d + "/bad.toml", "--out", d + "/x.wav", "--duration", "1"});
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 2);
+  EXPECT_NE(p.err().find(d + "/bad.toml:5: "), std::string::npos) << p.err();
+  EXPECT_FALSE(std::filesystem::exists(d + "/x.wav"));
+  EXPECT_FALSE(segment_exists_for(p.pid()));
+}
+
+TEST(Render, SigtermStopsCleanlyAndLeavesNoSegment) {
+  const std::string d = temp_dir();
+  Process p({bin("rackd"), "render", source("patches/tone.toml"), "--out", d + "/t.wav", "--duration", "100000"});
+  for (int i = 0; i < 500 && children(p.pid(), "rackd-capture").empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(segment_exists_for(p.pid()));
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(10)), 130);
+  EXPECT_NE(p.out().find("\"cycles\":"), std::string::npos);
+  EXPECT_FALSE(segment_exists_for(p.pid()));
+  EXPECT_TRUE(children(p.pid()).empty());
+}
+
+}  // namespace
+}  // namespace rackd::test
