@@ -80,6 +80,9 @@ struct LiveState {
   std::atomic<uint64_t> xruns{0};
   std::atomic<uint64_t> overruns{0};
   std::atomic<uint64_t> wrong_size{0};
+  // Callback durations in microseconds, by power of two (bucket k: < 2^k us).
+  std::atomic<uint64_t> hist[16] = {};
+  std::atomic<uint64_t> max_ns{0};
 };
 
 // [rt] The device callback.
@@ -99,7 +102,12 @@ int callback(const void* input, void* output, unsigned long frames, const PaStre
   for (uint32_t c = 0; c < s->in_channels; ++c) s->in_ptrs[c] = (in && c < s->device_in) ? in[c] : nullptr;
   const uint64_t t0 = shm::now_ns();
   s->engine->run_cycle(s->in_ptrs.data(), out);
-  if (shm::now_ns() - t0 > s->period_ns) s->overruns.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t dt = shm::now_ns() - t0;
+  if (dt > s->period_ns) s->overruns.fetch_add(1, std::memory_order_relaxed);
+  if (dt > s->max_ns.load(std::memory_order_relaxed)) s->max_ns.store(dt, std::memory_order_relaxed);
+  uint32_t k = 0;
+  for (uint64_t us = dt / 1000; us > 0 && k < 15; us >>= 1) ++k;
+  s->hist[k].fetch_add(1, std::memory_order_relaxed);
   return paContinue;
 }
 
@@ -211,9 +219,14 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   Pa_StopStream(stream);
   Pa_CloseStream(stream);
   server.stop();
-  char extra[128];
-  std::snprintf(extra, sizeof extra, "\"overruns\":%llu,\"rate\":%u,\"block\":%u,",
-                static_cast<unsigned long long>(state.overruns.load()), cfg.rate_hz, cfg.block_frames);
+  std::string hist = "[";
+  for (int k = 0; k < 16; ++k) hist += (k ? "," : "") + std::to_string(state.hist[k].load());
+  hist += "]";
+  char extra[512];
+  std::snprintf(extra, sizeof extra,
+                "\"overruns\":%llu,\"cycle_max_us\":%.1f,\"cycle_us_log2_hist\":%s,\"rate\":%u,\"block\":%u,",
+                static_cast<unsigned long long>(state.overruns.load()), state.max_ns.load() / 1e3, hist.c_str(),
+                cfg.rate_hz, cfg.block_frames);
   std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), extra).c_str());
   std::fflush(stdout);
   return rc;
