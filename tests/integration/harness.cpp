@@ -137,6 +137,14 @@ std::string comm_of(pid_t pid) {
   return c;
 }
 
+bool running(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
 std::vector<pid_t> children(pid_t pid, const std::string& prefix) {
   std::vector<pid_t> kids;
   std::error_code ec;

@@ -44,6 +44,8 @@ class Process {
 // Children of `pid` whose command name starts with `prefix`.
 std::vector<pid_t> children(pid_t pid, const std::string& prefix = "");
 std::string comm_of(pid_t pid);
+// True while `pid` runs (not gone, not a zombie).
+bool running(pid_t pid);
 
 // A `jackd -d dummy` server with a unique name, stopped by its pid.
 class DummyJack {

@@ -173,3 +173,39 @@ TEST(Render, SigtermStopsCleanlyAndLeavesNoSegment) {
 
 }  // namespace
 }  // namespace rackd::test
+
+namespace rackd::test {
+namespace {
+
+// The server is killed with SIGKILL: its modules follow (parent-death signal),
+// its segment stays behind, and the next server removes it.
+TEST(ServerDeath, ModulesExitAndTheNextServerRemovesTheStaleSegment) {
+  const std::string d = temp_dir();
+  Process p({bin("rackd"), "render", source("patches/passthrough.toml"), "--duration", "100000", "--out",
+             d + "/x.wav"});
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 3000 && kids.size() < 4; ++i) {
+    kids = children(p.pid(), "rackd-");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(kids.size(), 4u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  p.signal(SIGKILL);
+  ASSERT_EQ(p.wait(std::chrono::seconds(5)), 128 + SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  for (pid_t k : kids) {
+    while (running(k) && std::chrono::steady_clock::now() - killed < std::chrono::seconds(2))
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count();
+  RecordProperty("modules_gone_ms", std::to_string(ms));
+  for (pid_t k : kids) EXPECT_FALSE(running(k)) << "module " << k << " outlived the server";
+  EXPECT_TRUE(segment_exists_for(p.pid()));
+
+  Result r = run({bin("rackd"), "render", source("patches/tone.toml"), "--duration", "0.1", "--out", d + "/y.wav"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(segment_exists_for(p.pid()));
+}
+
+}  // namespace
+}  // namespace rackd::test
