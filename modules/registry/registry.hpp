@@ -67,7 +67,18 @@ struct TypeSpec {
   std::vector<ConfigSpec> config;
   // Channel counts, or an error message a user can act on.
   std::function<bool(const ChannelQuery&, Channels& out, std::string& error)> channels;
+  // Optional: derive initial parameter values from the setup keys (for example
+  // an EQ preset file or an inline band list), given the module's config as
+  // TOML text (paths already absolute). Runs at patch load, after defaults and
+  // before explicit parameter keys of the patch, so parameter slots stay the
+  // one source of truth and survive restarts. Throws std::runtime_error with a
+  // message a user can act on (it may carry its own "file:line: ").
+  std::function<void(const std::string& config_toml, std::vector<std::vector<double>>& params)> init_params;
 };
+
+// Types defined in their own files (modules/registry/<type>_type.cpp).
+TypeSpec eq_type();
+TypeSpec hrir_type();
 
 // [any] All module types, in a stable order.
 const std::vector<TypeSpec>& all_types();
