@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -58,6 +59,7 @@ Engine::Engine(const Patch& patch, const EngineConfig& config) : patch_(patch), 
   wait_words_.reserve(nodes_.size());
   wait_values_.reserve(nodes_.size());
   safety_.setup(config_.rate_hz);
+  dc_coef_ = static_cast<float>(1.0 - std::exp(-(period_ns * 1e-9) / 0.05));
 }
 
 Engine::~Engine() = default;

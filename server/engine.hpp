@@ -69,6 +69,8 @@ struct Node {
   bool spare_zero = false;           // spare slot currently holds silence
   bool have_last_good = false;
   uint32_t last_good = 0;            // last cycle with a good block from the module
+  bool first_good_pending = true;    // the current process has not delivered a good block yet
+  float dc = 0.0f;                   // slow average of the module's output (DC watch)
 };
 
 struct EngineStats {
@@ -101,6 +103,8 @@ class Engine {
   void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
   void complete(Node& n, uint32_t cycle) noexcept RACKD_RT;
   void replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept RACKD_RT;
+  void mute(Node& n, shm::MuteReason reason) noexcept RACKD_RT;
+  void fade_in(Node& n, const float* block) noexcept RACKD_RT;
   bool poll(Node& n, uint32_t cycle, uint64_t now) noexcept RACKD_RT;
   void wait_for_progress() noexcept RACKD_RT;
   void mix(float* const* out) noexcept RACKD_RT;
@@ -115,6 +119,7 @@ class Engine {
   std::vector<const std::atomic<uint32_t>*> wait_words_;
   std::vector<uint32_t> wait_values_;
   SafetyStage safety_;
+  float dc_coef_ = 0.05f;            // per block, for Node::dc (about 50 ms)
   uint32_t cycle_ = 1;               // never 0, so a first request always differs
   uint32_t current_ = 0;             // cycle being run (valid inside run_cycle)
   std::atomic<uint64_t> cycles_{0};

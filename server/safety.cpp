@@ -11,6 +11,22 @@ uint32_t count_nonfinite(const float* x, uint32_t n) noexcept {
   return bad;
 }
 
+BlockStats block_stats(const float* x, uint32_t n) noexcept {
+  BlockStats st;
+  double sum = 0.0;
+  for (uint32_t i = 0; i < n; ++i) {
+    if (is_nonfinite(x[i])) {
+      ++st.nonfinite;
+      continue;
+    }
+    st.peak = std::fmax(st.peak, std::fabs(x[i]));
+    sum += x[i];
+  }
+  const uint32_t finite = n - st.nonfinite;
+  st.mean = finite ? static_cast<float>(sum / finite) : 0.0f;
+  return st;
+}
+
 void SafetyStage::setup(double rate_hz, double release_ms) noexcept {
   release_coef_ = static_cast<float>(1.0 - std::exp(-1.0 / (release_ms * 1e-3 * rate_hz)));
   gain_ = 1.0f;

@@ -24,6 +24,14 @@ inline bool is_nonfinite(float x) noexcept RACKD_RT {
 // [rt] Number of non-finite samples in `n` floats.
 uint32_t count_nonfinite(const float* x, uint32_t n) noexcept RACKD_RT;
 
+struct BlockStats {
+  uint32_t nonfinite = 0;
+  float peak = 0.0f;   // largest |x| among finite samples
+  float mean = 0.0f;   // of finite samples
+};
+// [rt] One pass over a block: what the scheduler checks every module block for.
+BlockStats block_stats(const float* x, uint32_t n) noexcept RACKD_RT;
+
 class SafetyStage {
  public:
   static constexpr float kCeiling = 0.98855309f;  // -0.1 dBFS

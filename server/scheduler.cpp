@@ -1,5 +1,6 @@
 // The graph scheduler: one device cycle. [rt] everything in this file; it runs
 // on the device driver's audio thread and only waits on futexes.
+#include <cmath>
 #include <cstring>
 
 #include "server/engine.hpp"
@@ -76,9 +77,13 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
     return;
   }
   if (generation != n.generation) {
-    // A new process: nothing of the old one's is outstanding.
+    // A new process: nothing of the old one's is outstanding, it starts from
+    // a clean state, and its first good block is the end of its restart.
     n.generation = generation;
     n.sent_valid = false;
+    n.first_good_pending = true;
+    n.dc = 0.0f;
+    n.in->busy_since_ns.store(0, std::memory_order_relaxed);
   }
   if (n.in->muted.load(std::memory_order_relaxed)) {
     replace(n, cycle, false);
@@ -100,6 +105,7 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
   n.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
   n.in->request.store(cycle, std::memory_order_release);
   shm::futex_wake(n.in->request, 1);
+  n.in->busy_since_ns.store(cycle_start, std::memory_order_relaxed);
   n.sent = cycle;
   n.sent_valid = true;
   n.waiting = true;
@@ -129,19 +135,68 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
 
 void Engine::complete(Node& n, uint32_t cycle) noexcept {
   n.waiting = false;
+  n.in->busy_since_ns.store(0, std::memory_order_relaxed);
   const shm::RingView& r = rings_[n.out_bus];
-  if (count_nonfinite(r.block(cycle), n.out_channels * config_.block_frames) != 0) {
-    // The offender is muted from this very block on, until it is restarted.
-    n.in->nonfinite.fetch_add(1, std::memory_order_relaxed);
-    n.in->muted.store(1, std::memory_order_relaxed);
+  const float* block = r.block(cycle);
+  const BlockStats st = block_stats(block, n.out_channels * config_.block_frames);
+  // Hostile or broken output: the offender is muted from this very block on,
+  // until it is restarted.
+  shm::MuteReason reason = shm::MuteReason::kNone;
+  if (st.nonfinite) {
+    reason = shm::MuteReason::kNonFinite;
+  } else if (st.peak > shm::kMaxSaneLevel) {
+    reason = shm::MuteReason::kLevel;
+  } else {
+    // Full-scale DC over a whole block is muted at once; lesser DC once it
+    // has been held for about 50 ms.
+    n.dc += (st.mean - n.dc) * dc_coef_;
+    if (std::fabs(st.mean) >= shm::kFullScaleDc || std::fabs(n.dc) > shm::kMaxSaneDc) reason = shm::MuteReason::kDc;
+  }
+  if (reason != shm::MuteReason::kNone) {
+    if (st.nonfinite) n.in->nonfinite.fetch_add(1, std::memory_order_relaxed);
+    mute(n, reason);
     replace(n, cycle, false);
     return;
   }
-  n.ref = {n.out_bus, r.slot_of(cycle)};
+  if (n.first_good_pending) {
+    n.first_good_pending = false;
+    n.in->first_good_ns.store(shm::now_ns(), std::memory_order_release);
+  }
+  if (n.replacing) {
+    fade_in(n, block);  // back from a replacement: crossfade, no click
+  } else {
+    n.ref = {n.out_bus, r.slot_of(cycle)};
+  }
   n.resolved = true;
   n.replacing = false;
   n.have_last_good = true;
   n.last_good = cycle;
+}
+
+void Engine::mute(Node& n, shm::MuteReason reason) noexcept {
+  n.in->mute_reason.store(static_cast<uint32_t>(reason), std::memory_order_relaxed);
+  n.in->muted.store(1, std::memory_order_release);
+}
+
+// Over one block, from what replaced the module (its input where bypassable,
+// else silence) to the module's own block, written into the spare slot.
+void Engine::fade_in(Node& n, const float* block) noexcept {
+  const shm::RingView& r = rings_[n.out_bus];
+  float* spare = r.slot_data(r.spare_slot());
+  const BlockRef from = n.bypassable ? input_ref(n) : BlockRef{};
+  const float* old = from.bus < rings_.size() ? rings_[from.bus].slot_data(from.slot) : nullptr;
+  const uint32_t frames = config_.block_frames;
+  const float step = 1.0f / static_cast<float>(frames);
+  for (uint32_t c = 0; c < n.out_channels; ++c) {
+    for (uint32_t i = 0; i < frames; ++i) {
+      const std::size_t k = std::size_t{c} * frames + i;
+      const float o = old ? old[k] : 0.0f;
+      // o + w * (x - o): exactly x where the two agree (a bypassed passthrough).
+      spare[k] = o + step * static_cast<float>(i + 1) * (block[k] - o);
+    }
+  }
+  n.spare_zero = false;
+  n.ref = {n.out_bus, r.spare_slot()};
 }
 
 void Engine::replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept {

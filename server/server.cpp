@@ -10,8 +10,22 @@
 
 namespace rackd::server {
 
+namespace {
+
+SupervisorPolicy policy_for(const EngineConfig& config) {
+  SupervisorPolicy p;
+  // Live: a module holding a request for 50 ms (about 19 periods at 128/48k)
+  // is hung. Offline there is no period: the per-module timeout decides.
+  if (config.offline)
+    p.hang_after = std::chrono::milliseconds(static_cast<long>(config.offline_timeout_ns / 1'000'000));
+  return p;
+}
+
+}  // namespace
+
 Server::Server(const Patch& patch, const EngineConfig& config, const std::string& module_dir)
-    : engine_(patch, config), supervisor_(engine_.segment(), engine_.patch(), module_dir) {}
+    : engine_(patch, config),
+      supervisor_(engine_.segment(), engine_.patch(), module_dir, policy_for(config)) {}
 
 Server::~Server() { stop(); }
 
@@ -35,6 +49,7 @@ void Server::stop() {
   for (std::size_t i = 0; i < final_.size() && i < after.size(); ++i) {
     final_[i].restarts = after[i].restarts;
     final_[i].restart_ms = after[i].restart_ms;
+    final_[i].hangs = after[i].hangs;
   }
   engine_.segment().remove_name();
 }
@@ -72,7 +87,10 @@ std::string Server::summary_json(uint64_t xruns, const std::string& extra) const
     if (i) o << ",";
     o << "\"" << json_escape(r.name) << "\":{\"state\":\"" << shm::state_name(r.state) << "\""
       << ",\"late\":" << in.late.load() << ",\"restarts\":" << r.restarts
-      << ",\"replaced\":" << in.replaced.load() << ",\"nonfinite\":" << in.nonfinite.load();
+      << ",\"replaced\":" << in.replaced.load() << ",\"nonfinite\":" << in.nonfinite.load()
+      << ",\"hangs\":" << r.hangs;
+    if (in.muted.load())
+      o << ",\"muted\":\"" << shm::mute_reason_name(static_cast<shm::MuteReason>(in.mute_reason.load())) << "\"";
     if (!r.restart_ms.empty()) {
       o << ",\"restart_ms\":[";
       for (std::size_t k = 0; k < r.restart_ms.size(); ++k) {

@@ -22,7 +22,6 @@ namespace rackd::server {
 namespace {
 
 using shm::ModuleState;
-constexpr uint64_t kFailureWindowNs = 30'000'000'000ull;
 
 int pidfd_open(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -41,8 +40,9 @@ std::chrono::milliseconds Supervisor::backoff(std::size_t failures_in_window) {
   return std::chrono::milliseconds(std::min<long>(50L << shift, 2000L));
 }
 
-Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir)
-    : segment_(segment), module_dir_(std::move(module_dir)) {
+Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir,
+                       SupervisorPolicy policy)
+    : segment_(segment), module_dir_(std::move(module_dir)), policy_(policy) {
   for (const auto& m : patch.modules) {
     Child c;
     c.exe = module_dir_ + "/" + m.spec->executable;
@@ -82,6 +82,8 @@ void Supervisor::spawn(uint32_t slot) {
   shm::ModuleIn& in = segment_.module_in(slot);
   in.generation.fetch_add(1, std::memory_order_acq_rel);
   in.muted.store(0, std::memory_order_relaxed);  // a new process starts clean
+  in.mute_reason.store(0, std::memory_order_relaxed);
+  in.busy_since_ns.store(0, std::memory_order_relaxed);
   in.state.store(static_cast<uint32_t>(ModuleState::kStarting), std::memory_order_release);
 
   // Everything the child needs is built before fork: after fork only
@@ -137,7 +139,9 @@ void Supervisor::reap(uint32_t slot) {
   ModuleState next = ModuleState::kDead;
   if (stopping_.load()) {
     next = ModuleState::kStopped;
-  } else if (out.setup_failed.load(std::memory_order_acquire)) {
+  } else if (c.report.state == ModuleState::kStarting && out.setup_failed.load(std::memory_order_acquire)) {
+    // Only a process that never became ready can have refused its setup; a
+    // running one that writes setup_failed is lying (and crashed anyway).
     // The configuration will not change by restarting: leave the slot replaced.
     next = ModuleState::kSetupError;
     c.report.error.assign(out.error, strnlen(out.error, shm::kErrorBytes));
@@ -152,13 +156,86 @@ void Supervisor::reap(uint32_t slot) {
   if (next != ModuleState::kDead) return;
 
   c.died_at_ns = now;
+  const bool manual = c.manual;
+  c.manual = false;
+  if (manual) {
+    c.restart_pending = true;
+    c.restart_at_ns = now;
+    return;
+  }
+  // A long healthy run forgets earlier failures: backoff starts again at 0.
+  if (c.ready_at_ns && now - c.ready_at_ns > static_cast<uint64_t>(
+                                                 std::chrono::nanoseconds(policy_.healthy_after).count()))
+    c.failures.clear();
+  const uint64_t window = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.window).count());
   c.failures.push_back(now);
-  while (!c.failures.empty() && now - c.failures.front() > kFailureWindowNs) c.failures.pop_front();
+  while (!c.failures.empty() && now - c.failures.front() > window) c.failures.pop_front();
+  const std::string why = c.hang_killed ? "hung (no progress) and was killed" : describe_exit(status);
+  c.hang_killed = false;
+  if (c.failures.size() >= policy_.give_up_after) {
+    // Stop restarting: the slot stays replaced until someone re-arms it.
+    in.state.store(static_cast<uint32_t>(ModuleState::kFailed), std::memory_order_release);
+    c.report.state = ModuleState::kFailed;
+    fprintf(stderr,
+            "rackd: module %s %s; %zu failures within %lld s: giving up, its output stays replaced "
+            "(rackctl restart %s re-arms it)\n",
+            c.report.name.c_str(), why.c_str(), c.failures.size(),
+            static_cast<long long>(policy_.window.count()), c.report.name.c_str());
+    return;
+  }
   auto delay = backoff(c.failures.size());
   c.restart_pending = true;
   c.restart_at_ns = now + static_cast<uint64_t>(std::chrono::nanoseconds(delay).count());
-  fprintf(stderr, "rackd: module %s %s; restarting in %lld ms\n", c.report.name.c_str(),
-          describe_exit(status).c_str(), static_cast<long long>(delay.count()));
+  fprintf(stderr, "rackd: module %s %s; restarting in %lld ms\n", c.report.name.c_str(), why.c_str(),
+          static_cast<long long>(delay.count()));
+}
+
+// Called with mu_ held. A module that holds a request longer than hang_after
+// (SIGSTOP, an endless loop, a deadlock) is killed; reap() restarts it.
+void Supervisor::check_hung(uint32_t slot, uint64_t now) {
+  Child& c = children_[slot];
+  if (c.pid <= 0 || c.report.state != ModuleState::kRunning || c.hang_killed) return;
+  const shm::ModuleIn& in = segment_.module_in(slot);
+  const uint64_t since = in.busy_since_ns.load(std::memory_order_relaxed);
+  const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
+  // A running module whose readiness word no longer matches broke the
+  // protocol (scribbled over its control page): it gets no more cycles, so
+  // treat it like a hung one and replace the process.
+  const bool broken = segment_.module_out(slot).ready_generation.load(std::memory_order_relaxed) !=
+                      in.generation.load(std::memory_order_relaxed);
+  if (!broken && (since == 0 || now < since || now - since < limit)) return;
+  c.hang_killed = true;
+  ++c.report.hangs;
+  kill(c.pid, SIGKILL);
+}
+
+bool Supervisor::restart(uint32_t slot, std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_.load()) {
+    error = "server is stopping";
+    return false;
+  }
+  if (slot >= children_.size()) {
+    error = "no such module";
+    return false;
+  }
+  Child& c = children_[slot];
+  c.failures.clear();
+  if (c.pid > 0) {
+    c.manual = true;
+    kill(c.pid, SIGKILL);
+  } else {
+    c.restart_pending = true;
+    c.restart_at_ns = shm::now_ns();
+    c.report.state = ModuleState::kDead;
+    segment_.module_in(slot).state.store(static_cast<uint32_t>(ModuleState::kDead), std::memory_order_release);
+  }
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(wake_fd_, &one, sizeof one);
+    (void)w;
+  }
+  return true;
 }
 
 // Called with mu_ held.
@@ -172,12 +249,19 @@ void Supervisor::check_ready(uint32_t slot, uint64_t now) {
   uint32_t expected = static_cast<uint32_t>(ModuleState::kStarting);
   in.state.compare_exchange_strong(expected, static_cast<uint32_t>(ModuleState::kRunning));
   c.report.state = ModuleState::kRunning;
-  if (c.restarted) {
-    double ms = static_cast<double>(now - c.died_at_ns) / 1e6;
-    c.report.restart_ms.push_back(ms);
-    fprintf(stderr, "rackd: module %s is back after %.1f ms\n", c.report.name.c_str(), ms);
-    c.restarted = false;
-  }
+  c.ready_at_ns = now;
+}
+
+// Called with mu_ held: a restart ends with the new process's first good block.
+static void note_restart_done(const shm::ModuleIn& in, uint64_t died_at, bool& restarted,
+                              std::vector<double>& restart_ms, const std::string& name) {
+  if (!restarted) return;
+  const uint64_t good = in.first_good_ns.load(std::memory_order_acquire);
+  if (good <= died_at) return;
+  const double ms = static_cast<double>(good - died_at) / 1e6;
+  restart_ms.push_back(ms);
+  fprintf(stderr, "rackd: module %s is back after %.1f ms\n", name.c_str(), ms);
+  restarted = false;
 }
 
 void Supervisor::thread_main() {
@@ -197,7 +281,10 @@ void Supervisor::thread_main() {
           spawn(i);
         }
         check_ready(i, now);
-        if (c.report.state == ModuleState::kStarting) timeout_ms = std::min(timeout_ms, 1);
+        check_hung(i, now);
+        note_restart_done(segment_.module_in(i), c.died_at_ns, c.restarted, c.report.restart_ms, c.report.name);
+        if (c.report.state == ModuleState::kStarting || c.restarted) timeout_ms = std::min(timeout_ms, 1);
+        if (c.report.state == ModuleState::kRunning) timeout_ms = std::min(timeout_ms, 10);
         if (c.restart_pending) {
           uint64_t wait_ms = c.restart_at_ns > now ? (c.restart_at_ns - now) / 1'000'000 + 1 : 0;
           timeout_ms = std::min<int>(timeout_ms, static_cast<int>(wait_ms));

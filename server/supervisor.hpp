@@ -25,13 +25,25 @@ struct ModuleReport {
   shm::ModuleState state = shm::ModuleState::kStarting;
   uint64_t restarts = 0;
   std::string error;                 // setup failure, if any
-  std::vector<double> restart_ms;    // death -> ready again, per restart
+  std::vector<double> restart_ms;    // death -> first good block again, per restart
+  uint64_t hangs = 0;                // times it was killed for not progressing
+};
+
+struct SupervisorPolicy {
+  // A module with a request outstanding this long is hung: killed and restarted.
+  std::chrono::milliseconds hang_after{50};
+  // After this many failures within `window`, stop restarting (state "failed").
+  std::size_t give_up_after = 5;
+  std::chrono::seconds window{30};
+  // Running this long without a failure forgets earlier failures (backoff resets).
+  std::chrono::seconds healthy_after{60};
 };
 
 class Supervisor {
  public:
   // `module_dir`: where the module executables are.
-  Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir);
+  Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir,
+             SupervisorPolicy policy = {});
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -48,6 +60,11 @@ class Supervisor {
   std::vector<ModuleReport> report() const;
   pid_t pid_of(uint32_t slot) const;
 
+  // [control] Restart a module now: a running one is killed and replaced
+  // (not counted as a failure); a failed or refused one is re-armed with a
+  // clean failure history. False (with a reason) while stopping.
+  bool restart(uint32_t slot, std::string& error);
+
   // Restart delay after the k-th failure within the failure window: 0 for the
   // first, then 50 ms doubling, capped at 2 s.
   static std::chrono::milliseconds backoff(std::size_t failures_in_window);
@@ -61,6 +78,9 @@ class Supervisor {
     uint64_t restart_at_ns = 0;
     uint64_t died_at_ns = 0;
     bool restarted = false;          // the current process replaces a dead one
+    bool manual = false;             // the current death was asked for (restart())
+    bool hang_killed = false;        // the supervisor killed it for not progressing
+    uint64_t ready_at_ns = 0;
     std::deque<uint64_t> failures;   // death times within the window
     ModuleReport report;
   };
@@ -68,10 +88,12 @@ class Supervisor {
   void spawn(uint32_t slot);
   void reap(uint32_t slot);
   void check_ready(uint32_t slot, uint64_t now);
+  void check_hung(uint32_t slot, uint64_t now);
   void thread_main();
 
   shm::Segment& segment_;
   std::string module_dir_;
+  SupervisorPolicy policy_;
   mutable std::mutex mu_;            // guards children_ between the watcher and readers
   std::vector<Child> children_;
   int epoll_fd_ = -1;

@@ -63,6 +63,19 @@ enum class ModuleState : uint32_t {
 
 const char* state_name(ModuleState s) noexcept;
 
+// Why the server muted a module (ModuleIn::mute_reason).
+enum class MuteReason : uint32_t {
+  kNone = 0,
+  kNonFinite = 1,   // NaN or Inf in a block
+  kLevel = 2,       // a sample beyond kMaxSaneLevel
+  kDc = 3,          // sustained DC beyond kMaxSaneDc
+};
+inline constexpr float kMaxSaneLevel = 16.0f;  // +24 dBFS
+inline constexpr float kMaxSaneDc = 0.5f;      // -6 dBFS of DC, held for about 50 ms
+inline constexpr float kFullScaleDc = 0.99f;   // a block whose mean is this is DC, muted at once
+
+const char* mute_reason_name(MuteReason r) noexcept;
+
 enum class ParamKind : uint32_t { kFloat = 0, kInt = 1, kBool = 2 };
 
 // One parameter. Name, kind and range are written once by the server before any
@@ -107,8 +120,11 @@ struct alignas(kPage) ModuleIn {
   std::atomic<uint64_t> replaced{0};   // blocks replaced for any reason
   std::atomic<uint64_t> restarts{0};
   std::atomic<uint64_t> nonfinite{0};  // blocks with NaN/Inf (module muted)
-  std::atomic<uint32_t> muted{0};      // 1: output replaced by silence
+  std::atomic<uint32_t> muted{0};      // 1: output replaced by silence (MuteReason in mute_reason)
   std::atomic<uint32_t> bypassed{0};   // 1: output replaced by input (server-level)
+  std::atomic<uint32_t> mute_reason{0};
+  std::atomic<uint64_t> busy_since_ns{0};   // CLOCK_MONOTONIC when the oldest unfinished request was sent; 0: idle
+  std::atomic<uint64_t> first_good_ns{0};   // first good block of the current process generation
 
   alignas(kCacheLine) std::atomic<uint32_t> param_epoch{0};  // bumped after any value write
   ParamSlot params[kMaxParams];

@@ -45,6 +45,16 @@ const char* state_name(ModuleState s) noexcept {
   return "unknown";
 }
 
+const char* mute_reason_name(MuteReason r) noexcept {
+  switch (r) {
+    case MuteReason::kNone: return "none";
+    case MuteReason::kNonFinite: return "nonfinite";
+    case MuteReason::kLevel: return "level";
+    case MuteReason::kDc: return "dc";
+  }
+  return "unknown";
+}
+
 std::unique_ptr<Segment> Segment::create(const std::string& name, const SegmentPlan& plan) {
   if (plan.module_count > kMaxModules) fail(name, "too many modules");
   if (plan.buses.size() != plan.module_count + 1) fail(name, "bus plan does not match modules");

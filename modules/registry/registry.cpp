@@ -65,10 +65,34 @@ TypeSpec capture_type() {
   return t;
 }
 
+TypeSpec chaos_type() {
+  TypeSpec t;
+  t.type = "chaos";
+  t.executable = "rackd-chaos";
+  t.summary = "test module: passes its input through, or misbehaves as `mode` says";
+  t.bypassable = true;
+  t.takes_input = true;
+  t.params = {
+      {"mode", ParamKind::kInt, 1, 0, 12, 0, "",
+       "0 pass, 1 SIGSEGV, 2 abort, 3 hang (sleep), 4 endless loop, 5 busy past the deadline, 6 NaN, "
+       "7 Inf, 8 1e30, 9 full-scale DC, 10 garbage in its control page, 11 garbage in its ring header, "
+       "12 SIGSTOP itself"},
+      {"after_blocks", ParamKind::kInt, 1, 0, 1e9, 0, "blocks", "pass this many blocks first"},
+      {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
+      {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
+  };
+  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
+    c.in = q.upstream_channels;
+    c.out = q.upstream_channels;
+    return true;
+  };
+  return t;
+}
+
 }  // namespace
 
 const std::vector<TypeSpec>& all_types() {
-  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type()};
+  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type(), chaos_type()};
   return types;
 }
 

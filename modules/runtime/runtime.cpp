@@ -241,6 +241,9 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     info.out_channels = in.out_channels;
     info.config = &config;
     info.spec = spec;
+    info.restarts = in.restarts.load(std::memory_order_relaxed);
+    info.control_page = out;
+    info.ring_header = l.out_ring.header();
     processor->setup(info);
 
     l.header = &h;

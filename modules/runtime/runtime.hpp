@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "modules/registry/registry.hpp"
+#include "shm/layout.hpp"
 #include "shm/rt.hpp"
 
 namespace rackd::runtime {
@@ -23,6 +24,11 @@ struct SetupInfo {
   uint32_t out_channels = 0;
   const toml::table* config = nullptr;  // the module's patch keys (paths absolute)
   const registry::TypeSpec* spec = nullptr;
+  uint64_t restarts = 0;              // how many processes ran this slot before this one
+  // The two shared pages this process may write besides its audio. Only the
+  // `chaos` test module touches them directly (to attack the server).
+  shm::ModuleOut* control_page = nullptr;
+  shm::BusHeader* ring_header = nullptr;
 };
 
 // Parameter values as of the start of the current block, in spec->params order.

@@ -1,0 +1,298 @@
+// OSC handlers. [control] thread only.
+#include "control/dispatch.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "control/address.hpp"
+
+namespace rackd::control {
+namespace {
+
+std::string module_name(const shm::ModuleIn& in) { return std::string(in.name, strnlen(in.name, shm::kNameBytes)); }
+
+const char* state_text(uint32_t s) {
+  if (s > static_cast<uint32_t>(shm::ModuleState::kSetupError)) return "unknown";
+  return shm::state_name(static_cast<shm::ModuleState>(s));
+}
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Reads a 0|1 / true|false switch argument the way a bool parameter would.
+bool switch_arg(const OscArg& a, bool& on, std::string& why) {
+  static const registry::ParamSpec kSwitch{"value", shm::ParamKind::kBool, 1, 0, 1, 0, "", ""};
+  double v = 0;
+  if (!convert_arg(kSwitch, a, v, why)) return false;
+  on = v >= 0.5;
+  return true;
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks, OscMap map,
+                       SendFn send, uint16_t feedback_port)
+    : segment_(segment),
+      patch_(patch),
+      hooks_(std::move(hooks)),
+      map_(std::move(map)),
+      send_(std::move(send)),
+      feedback_port_(feedback_port) {
+  if (hooks_.rate_hz == 0) hooks_.rate_hz = 48000;
+  period_ns_ = 1e9 * hooks_.block_frames / hooks_.rate_hz;
+  const uint32_t n = std::min<uint32_t>(segment_.module_count(), static_cast<uint32_t>(patch_.modules.size()));
+  seen_.resize(n);
+  values_.resize(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    const shm::ModuleIn& in = segment_.module_in(i);
+    seen_[i].epoch = in.param_epoch.load(std::memory_order_acquire);
+    const std::size_t np = patch_.modules[i].spec ? patch_.modules[i].spec->params.size() : 0;
+    for (uint32_t p = 0; p < np; ++p) values_[i].push_back(get_param(in, p));
+  }
+  fed_.assign(map_.entries.size(), std::numeric_limits<double>::quiet_NaN());
+  subscribers_.reserve(kMaxSubscribers);
+  if (feedback_port_ != 0) {
+    controller_ = Peer::loopback(feedback_port_);
+    have_controller_ = !map_.entries.empty();
+  }
+}
+
+void Dispatcher::error(const Peer& to, std::string_view address, std::string_view reason) {
+  OscMessage e;
+  e.address = "/rackd/error";
+  e.args.push_back(OscArg::string(std::string(address)));
+  e.args.push_back(OscArg::string(std::string(reason)));
+  send_(to, e);
+}
+
+void Dispatcher::dispatch(const OscMessage& m, const Peer& from) {
+  const std::string& a = m.address;
+  if (a.rfind("/rackd/", 0) == 0) {
+    if (a == "/rackd/status") {
+      if (!m.args.empty()) return error(from, a, "takes no arguments");
+      return status(from);
+    }
+    if (a == "/rackd/notify") return notify(m, from);
+    if (a == "/rackd/module/restart") return restart(m, from);
+    if (a == "/rackd/module/bypass") return bypass(m, from);
+    if (a == "/rackd/sync") {
+      if (m.args.size() > 1 || (m.args.size() == 1 && m.args[0].tag != 'i'))
+        return error(from, a, "takes an optional int32 id");
+      OscMessage r{"/rackd/synced", m.args};
+      return send_(from, r);
+    }
+    return error(from, a, "unknown address (rackd: /rackd/status, /rackd/notify, /rackd/module/restart, "
+                          "/rackd/module/bypass, /rackd/sync)");
+  }
+  if (const OscMapping* mp = map_.find(a)) return mapped(*mp, m, from);
+  param(m, from);
+}
+
+void Dispatcher::param(const OscMessage& m, const Peer& from) {
+  ParamRef ref;
+  std::string why;
+  if (resolve_param(patch_, m.address, ref, why)) {
+    if (ref.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
+    shm::ModuleIn& in = segment_.module_in(ref.module);
+    if (!set_param(in, ref.param, *ref.spec, m.args, why)) return error(from, m.address, why);
+    return;
+  }
+  if (ends_with(m.address, "/get")) {
+    const std::string base = m.address.substr(0, m.address.size() - 4);
+    std::string why_get;
+    if (resolve_param(patch_, base, ref, why_get)) {
+      if (!m.args.empty()) return error(from, m.address, "takes no arguments");
+      if (ref.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
+      OscMessage r{base, param_args(*ref.spec, get_param(segment_.module_in(ref.module), ref.param))};
+      return send_(from, r);
+    }
+  }
+  error(from, m.address, why);
+}
+
+void Dispatcher::mapped(const OscMapping& mp, const OscMessage& m, const Peer& from) {
+  if (m.args.size() != 1) return error(from, m.address, "a mapped control takes one value (0..1)");
+  const OscArg& a = m.args[0];
+  double x = 0;
+  if (a.is_number()) x = a.number();
+  else if (a.tag == 'T' || a.tag == 'F') x = a.tag == 'T' ? 1.0 : 0.0;
+  else return error(from, m.address, "a mapped control takes a number or true/false");
+  if (!std::isfinite(x)) return error(from, m.address, "value is not a finite number");
+  const OscArg v = OscArg::float64(map_to_param(mp, x));
+  std::string why;
+  if (mp.target.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
+  shm::ModuleIn& in = segment_.module_in(mp.target.module);
+  if (!set_param(in, mp.target.param, *mp.target.spec, std::span<const OscArg>(&v, 1), why))
+    return error(from, m.address, mp.to + ": " + why);
+  // The controller that moved this control already shows it: no echo for
+  // this mapping; others mapped to the same parameter follow on tick().
+  fed_[static_cast<std::size_t>(&mp - map_.entries.data())] = get_param(in, mp.target.param)[0];
+  Peer to = from;
+  if (feedback_port_ != 0) to.addr.sin_port = htons(feedback_port_);
+  const bool changed = !have_controller_ || !(to == controller_);
+  controller_ = to;
+  have_controller_ = true;
+  if (changed) feedback(true);
+}
+
+void Dispatcher::status(const Peer& from) {
+  OscMessage r;
+  r.address = "/rackd/status.reply";
+  r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.rate_hz)));
+  r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.block_frames)));
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+  r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
+  for (uint32_t i = 0; i < seen_.size(); ++i) {
+    const shm::ModuleIn& in = segment_.module_in(i);
+    const shm::ModuleOut& out = segment_.module_out(i);
+    r.args.push_back(OscArg::string(module_name(in)));
+    r.args.push_back(OscArg::string(patch_.modules[i].type));
+    r.args.push_back(OscArg::string(state_text(in.state.load(std::memory_order_acquire))));
+    r.args.push_back(OscArg::float32(static_cast<float>(out.last_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+    r.args.push_back(OscArg::float32(static_cast<float>(out.max_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+    r.args.push_back(OscArg::int64(static_cast<int64_t>(in.late.load(std::memory_order_relaxed))));
+    r.args.push_back(OscArg::int64(static_cast<int64_t>(in.restarts.load(std::memory_order_relaxed))));
+    r.args.push_back(OscArg::int32(static_cast<int32_t>(in.bypassed.load(std::memory_order_relaxed))));
+    r.args.push_back(OscArg::int32(static_cast<int32_t>(in.muted.load(std::memory_order_relaxed))));
+  }
+  send_(from, r);
+}
+
+void Dispatcher::notify(const OscMessage& m, const Peer& from) {
+  bool on = false;
+  std::string why;
+  if (m.args.size() != 1) return error(from, m.address, "takes one argument: 1 to subscribe, 0 to unsubscribe");
+  if (!switch_arg(m.args[0], on, why)) return error(from, m.address, why);
+  for (auto it = subscribers_.begin(); it != subscribers_.end(); ++it) {
+    if (*it == from) {
+      subscribers_.erase(it);
+      break;
+    }
+  }
+  if (on) {
+    // A full list drops its oldest subscriber: clients that vanished without
+    // unsubscribing never lock new ones out.
+    if (subscribers_.size() == kMaxSubscribers) subscribers_.erase(subscribers_.begin());
+    subscribers_.push_back(from);
+  }
+  send_(from, OscMessage{"/rackd/notify.reply", {OscArg::int32(on ? 1 : 0)}});
+  if (on) {
+    for (uint32_t i = 0; i < seen_.size(); ++i) send_(from, module_state(i));
+  }
+}
+
+bool Dispatcher::module_arg(const OscMessage& m, const Peer& from, std::size_t nargs, uint32_t& slot) {
+  if (m.args.size() != nargs || (m.args[0].tag != 's' && m.args[0].tag != 'S')) {
+    error(from, m.address, nargs == 1 ? "takes one argument: the module name"
+                                      : "takes two arguments: the module name and 0|1");
+    return false;
+  }
+  const int i = find_module(patch_, m.args[0].s);
+  if (i < 0 || static_cast<uint32_t>(i) >= seen_.size()) {
+    error(from, m.address, "unknown module \"" + m.args[0].s + "\"");
+    return false;
+  }
+  slot = static_cast<uint32_t>(i);
+  return true;
+}
+
+void Dispatcher::restart(const OscMessage& m, const Peer& from) {
+  uint32_t slot = 0;
+  if (!module_arg(m, from, 1, slot)) return;
+  std::string why = "restart is not available";
+  if (!hooks_.restart || !hooks_.restart(slot, why)) return error(from, m.address, why);
+  send_(from, OscMessage{"/rackd/done", {OscArg::string(m.address), OscArg::string(m.args[0].s)}});
+}
+
+void Dispatcher::bypass(const OscMessage& m, const Peer& from) {
+  uint32_t slot = 0;
+  if (!module_arg(m, from, 2, slot)) return;
+  bool on = false;
+  std::string why;
+  if (!switch_arg(m.args[1], on, why)) return error(from, m.address, why);
+  shm::ModuleIn& in = segment_.module_in(slot);
+  const server::PatchModule& pm = patch_.modules[slot];
+  if (on && !(pm.spec && pm.spec->bypassable && pm.in_channels == pm.out_channels && pm.input != -1))
+    return error(from, m.address, "module \"" + pm.name + "\" cannot be bypassed (type \"" + pm.type +
+                                      "\" is not bypassable, or it has no input with matching channels)");
+  if (hooks_.bypass) {
+    if (!hooks_.bypass(slot, on, why)) return error(from, m.address, why);
+  } else {
+    in.bypassed.store(on ? 1u : 0u, std::memory_order_relaxed);
+  }
+  send_(from, OscMessage{"/rackd/done", {OscArg::string(m.address), OscArg::string(m.args[0].s)}});
+}
+
+OscMessage Dispatcher::module_state(uint32_t i) const {
+  const shm::ModuleIn& in = segment_.module_in(i);
+  return OscMessage{"/rackd/module/state",
+                    {OscArg::string(module_name(in)), OscArg::string(state_text(in.state.load(std::memory_order_acquire))),
+                     OscArg::int64(static_cast<int64_t>(in.restarts.load(std::memory_order_relaxed))),
+                     OscArg::int32(static_cast<int32_t>(in.bypassed.load(std::memory_order_relaxed))),
+                     OscArg::int32(static_cast<int32_t>(in.muted.load(std::memory_order_relaxed)))}};
+}
+
+void Dispatcher::send_all(const OscMessage& m) {
+  for (const Peer& p : subscribers_) send_(p, m);
+}
+
+void Dispatcher::tick(bool meters) {
+  for (uint32_t i = 0; i < seen_.size(); ++i) {
+    const shm::ModuleIn& in = segment_.module_in(i);
+    ModuleSeen now;
+    now.state = in.state.load(std::memory_order_acquire);
+    now.restarts = in.restarts.load(std::memory_order_relaxed);
+    now.bypassed = in.bypassed.load(std::memory_order_relaxed);
+    now.muted = in.muted.load(std::memory_order_relaxed);
+    now.epoch = in.param_epoch.load(std::memory_order_acquire);
+    ModuleSeen& was = seen_[i];
+    if (now.state != was.state || now.restarts != was.restarts || now.bypassed != was.bypassed ||
+        now.muted != was.muted) {
+      send_all(module_state(i));
+    }
+    if (now.epoch != was.epoch) {
+      const registry::TypeSpec* spec = patch_.modules[i].spec;
+      for (uint32_t p = 0; p < values_[i].size(); ++p) {
+        const ParamValues v = get_param(in, p);
+        if (v == values_[i][p]) continue;
+        values_[i][p] = v;
+        send_all(OscMessage{"/" + patch_.modules[i].name + "/" + spec->params[p].name, param_args(spec->params[p], v)});
+      }
+    }
+    was = now;
+  }
+  if (meters && !subscribers_.empty()) {
+    OscMessage r;
+    r.address = "/rackd/meters";
+    r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
+    r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+    r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
+    for (uint32_t i = 0; i < seen_.size(); ++i) {
+      const shm::ModuleIn& in = segment_.module_in(i);
+      const shm::ModuleOut& out = segment_.module_out(i);
+      r.args.push_back(OscArg::string(module_name(in)));
+      r.args.push_back(OscArg::float32(static_cast<float>(out.last_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+      r.args.push_back(OscArg::float32(static_cast<float>(out.max_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+      r.args.push_back(OscArg::int64(static_cast<int64_t>(in.late.load(std::memory_order_relaxed))));
+    }
+    send_all(r);
+  }
+  feedback(false);
+}
+
+void Dispatcher::feedback(bool all) {
+  if (!have_controller_) return;
+  for (std::size_t k = 0; k < map_.entries.size(); ++k) {
+    const OscMapping& mp = map_.entries[k];
+    if (mp.target.module >= seen_.size()) continue;
+    const double v = get_param(segment_.module_in(mp.target.module), mp.target.param)[0];
+    if (!all && v == fed_[k]) continue;
+    fed_[k] = v;
+    send_(controller_, OscMessage{mp.from, {OscArg::float32(static_cast<float>(map_to_controller(mp, v)))}});
+  }
+}
+
+}  // namespace rackd::control

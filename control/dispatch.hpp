@@ -1,0 +1,119 @@
+// The OSC address space of rackd: one handler per address, operating on the
+// shared-memory segment (parameter slots, counters) and on hooks into the
+// server. Socket-free: replies, errors and notifications leave through a send
+// callback, so every handler is testable without a network. [control] thread
+// only (one Dispatcher per control thread; not thread-safe).
+//
+// Addresses (requests -> replies to the sender):
+//   /<module>/<param> v...        set; nothing on success (use /rackd/sync)
+//   /<module>/<param>/get         -> /<module>/<param> v...   ('f' | 'i' | T/F)
+//   /rackd/status                 -> /rackd/status.reply (layout below)
+//   /rackd/notify 1|0             -> /rackd/notify.reply i; subscribes the sender
+//   /rackd/module/restart name    -> /rackd/done /rackd/module/restart name
+//   /rackd/module/bypass name 0|1 -> /rackd/done /rackd/module/bypass name
+//   /rackd/sync [i]               -> /rackd/synced [i]   (after every earlier reply)
+//   <[osc.map] address> x         set the mapped parameter (x in 0..1)
+//   anything refused              -> /rackd/error s:address s:reason, nothing changed
+//
+// /rackd/status.reply: i rate_hz, i block_frames, h cycles, h xruns,
+//   i module_count, then per module 9 values: s name, s type, s state,
+//   f load (last block's process time / period), f max_load (worst / period),
+//   h late, h restarts, i bypassed, i muted.
+//
+// Notifications to subscribers (tick(), every ~100 ms from the control server):
+//   /rackd/module/state s name, s state, h restarts, i bypassed, i muted
+//       on any change, and for every module when a client subscribes;
+//   /rackd/meters h cycles, h xruns, i module_count, then per module
+//       s name, f load, f max_load, h late;
+//   /<module>/<param> v...        whenever a value changed, whoever changed it.
+// Controller feedback ([osc.map]): /<controller address> f x (0..1) whenever a
+// mapped parameter changes other than through that very mapping.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/osc_arg.hpp"
+#include "control/osc_map.hpp"
+#include "control/param_writer.hpp"
+#include "server/patch.hpp"
+#include "shm/segment.hpp"
+
+namespace rackd::control {
+
+// What the control plane needs from the server. All callbacks run on the
+// control thread and must be safe to call concurrently with the audio thread.
+struct ServerHooks {
+  std::function<uint64_t()> cycles;  // device cycles so far (empty: 0)
+  std::function<uint64_t()> xruns;   // device xruns so far (empty: 0)
+  // Restart module `slot` now (e.g. SIGKILL it; the supervisor respawns it and
+  // the new process finds its parameters). False + reason when refused. Empty:
+  // every restart is refused with "restart is not available".
+  std::function<bool(uint32_t slot, std::string& why)> restart;
+  // Optional bypass hook. Empty: the dispatcher stores ModuleIn::bypassed
+  // itself (the scheduler reads it each cycle).
+  std::function<bool(uint32_t slot, bool on, std::string& why)> bypass;
+  uint32_t rate_hz = 48000;
+  uint32_t block_frames = 128;
+};
+
+using SendFn = std::function<void(const Peer& to, const OscMessage& m)>;
+
+inline constexpr std::size_t kMaxSubscribers = 16;
+
+class Dispatcher {
+ public:
+  // `feedback_port`: 0 sends controller feedback back to the controller's own
+  // address and port; otherwise to its address at this port (127.0.0.1 until
+  // a controller has sent something).
+  Dispatcher(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks, OscMap map, SendFn send,
+             uint16_t feedback_port = 0);
+
+  // [control] Handles one decoded message from `from`.
+  void dispatch(const OscMessage& m, const Peer& from);
+  // [control] Sends /rackd/error address reason to `to`.
+  void error(const Peer& to, std::string_view address, std::string_view reason);
+  // [control] Notifications: state changes and parameter changes always,
+  // meters when `meters` is true; controller feedback.
+  void tick(bool meters);
+
+  const std::vector<Peer>& subscribers() const { return subscribers_; }
+  const OscMap& map() const { return map_; }
+
+ private:
+  struct ModuleSeen {
+    uint32_t state = 0xffffffffu, bypassed = 0, muted = 0;
+    uint64_t restarts = 0;
+    uint32_t epoch = 0;
+  };
+
+  void status(const Peer& from);
+  void notify(const OscMessage& m, const Peer& from);
+  void restart(const OscMessage& m, const Peer& from);
+  void bypass(const OscMessage& m, const Peer& from);
+  void mapped(const OscMapping& map, const OscMessage& m, const Peer& from);
+  void param(const OscMessage& m, const Peer& from);
+  bool module_arg(const OscMessage& m, const Peer& from, std::size_t nargs, uint32_t& slot);
+  OscMessage module_state(uint32_t slot) const;
+  void feedback(bool all);
+  void send_all(const OscMessage& m);
+
+  shm::Segment& segment_;
+  const server::Patch& patch_;
+  ServerHooks hooks_;
+  OscMap map_;
+  SendFn send_;
+  uint16_t feedback_port_;
+  double period_ns_;
+  std::vector<Peer> subscribers_;      // oldest first; at most kMaxSubscribers
+  std::vector<ModuleSeen> seen_;
+  std::vector<std::vector<ParamValues>> values_;  // last values notified, per module/param
+  bool have_controller_ = false;
+  Peer controller_;                    // where feedback goes
+  std::vector<double> fed_;            // per mapping: last parameter value fed back (NaN: never)
+};
+
+}  // namespace rackd::control

@@ -1,0 +1,96 @@
+// rackd-chaos: a test module that passes its input through until told (by its
+// `mode` parameter) to misbehave in one of the ways a real module can: crash,
+// hang, overrun its deadline, write NaN/Inf/huge/DC output, or scribble over
+// the shared pages it is allowed to write. The server must survive all of it.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "modules/runtime/runtime.hpp"
+#include "shm/futex.hpp"
+
+namespace {
+
+enum Mode : int {
+  kPass = 0, kSegv, kAbort, kHang, kLoop, kBusy, kNaN, kInf, kHuge, kDc, kGarbageControl, kGarbageRing, kStop
+};
+
+class ChaosModule final : public rackd::runtime::Processor {
+ public:
+  void setup(const rackd::runtime::SetupInfo& info) override {
+    restarts_ = info.restarts;
+    control_ = info.control_page;
+    ring_ = info.ring_header;
+  }
+
+  void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
+    const int mode = static_cast<int>(p[kModeParam]);
+    const bool armed = blocks_++ >= static_cast<uint64_t>(p[kAfterParam]) &&
+                       !(p[kFirstLifeParam] >= 0.5 && restarts_ > 0);
+    for (uint32_t c = 0; c < b.out_channels; ++c) std::memcpy(b.out[c], b.in[c], b.frames * sizeof(float));
+    if (!armed) return;
+    switch (mode) {
+      case kSegv: {
+        volatile int* bad = nullptr;
+        *bad = 1;
+        break;
+      }
+      case kAbort: std::abort();
+      case kHang:
+        for (;;) pause();
+      case kLoop:
+        for (;;) spin_.fetch_add(1, std::memory_order_relaxed);
+      case kBusy: {
+        const uint64_t until = rackd::shm::now_ns() + static_cast<uint64_t>(p[kBusyParam] * 1e6);
+        while (rackd::shm::now_ns() < until) {
+        }
+        break;
+      }
+      case kNaN: fill(b, std::numeric_limits<float>::quiet_NaN()); break;
+      case kInf: fill(b, std::numeric_limits<float>::infinity()); break;
+      case kHuge: fill(b, 1e30f); break;
+      case kDc: fill(b, 1.0f); break;
+      case kGarbageControl:
+        // Every field a module may write, with values meant to confuse.
+        control_->done.store(static_cast<uint32_t>(random()), std::memory_order_relaxed);
+        control_->ready_generation.store(static_cast<uint32_t>(random()), std::memory_order_relaxed);
+        control_->heartbeat.store(~0ull, std::memory_order_relaxed);
+        control_->last_block_ns.store(~0u, std::memory_order_relaxed);
+        control_->setup_failed.store(static_cast<uint32_t>(random()), std::memory_order_relaxed);
+        std::memset(control_->error, 'x', sizeof control_->error);  // no terminating NUL
+        break;
+      case kGarbageRing:
+        ring_->write.store(static_cast<uint32_t>(random()), std::memory_order_relaxed);
+        ring_->read.store(static_cast<uint32_t>(random()), std::memory_order_relaxed);
+        std::memset(static_cast<void*>(ring_), 0xff, offsetof(rackd::shm::BusHeader, write));
+        break;
+      case kStop: raise(SIGSTOP); break;
+      default: break;
+    }
+  }
+
+ private:
+  static void fill(const rackd::runtime::Block& b, float v) noexcept {
+    for (uint32_t c = 0; c < b.out_channels; ++c)
+      for (uint32_t i = 0; i < b.frames; ++i) b.out[c][i] = v;
+  }
+  // Indices into the registry's parameter list for "chaos".
+  static constexpr int kModeParam = 0, kAfterParam = 1, kBusyParam = 2, kFirstLifeParam = 3;
+  uint64_t restarts_ = 0;
+  uint64_t blocks_ = 0;
+  std::atomic<uint64_t> spin_{0};
+  rackd::shm::ModuleOut* control_ = nullptr;
+  rackd::shm::BusHeader* ring_ = nullptr;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return rackd::runtime::run_module(argc, argv, "chaos", std::make_unique<ChaosModule>());
+}
