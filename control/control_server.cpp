@@ -131,7 +131,6 @@ void ControlServer::handle_datagram(const uint8_t* data, std::size_t size, const
 
 void ControlServer::thread_main() {
   uint64_t next_tick = mono_ms() + static_cast<uint64_t>(options_.tick.count());
-  unsigned ticks = 0;
   std::vector<TimedMessage> due;
   due.reserve(kBundleQueueCapacity);
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -166,7 +165,6 @@ void ControlServer::thread_main() {
     if (now_ms >= next_tick) {
       // Meters every tick; state and parameter changes are checked as often.
       dispatcher_.tick(true);
-      ++ticks;
       next_tick = now_ms + static_cast<uint64_t>(options_.tick.count());
     }
   }

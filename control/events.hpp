@@ -1,0 +1,70 @@
+// Timed parameter changes for offline renders: `rackd render PATCH --in IN
+// --out OUT --events FILE`. [setup] to load; apply_due() on the offline render
+// thread between two cycles.
+//
+// File format, one event per line:
+//   <seconds> <address> <args...>      e.g.  1.25 /binaural/yaw 90
+// `#` starts a comment (whole line or after the arguments); blank lines are
+// ignored. Arguments are typed like rackctl's: an integer, a number, true/false;
+// anything else is a string (and refused by every parameter). Events need not
+// be sorted; equal times keep file order. Every address and value is checked
+// against the patch at load: a bad file is refused as a whole with
+// `file:line: reason`.
+//
+// Timing rule (block-accurate and deterministic): an event at t seconds is due
+// at frame f = round(t * rate_hz), and is in effect for the whole block that
+// contains frame f, i.e. the block starting at floor(f / block) * block. The
+// player writes it into the parameter slot before that block is run; the module
+// reads its slots at the start of every block, so the block sees the new value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "control/address.hpp"
+#include "control/param_writer.hpp"
+#include "server/patch.hpp"
+#include "shm/segment.hpp"
+
+namespace rackd::control {
+
+struct Event {
+  double seconds = 0;
+  ParamRef target;
+  uint32_t count = 1;                  // values in use
+  ParamValues values{};
+  uint32_t line = 0;
+};
+
+// [setup] Parses `text` (the content of `path`, which is used in messages).
+// Throws std::runtime_error("path:line: reason"). Sorted by time, stable.
+std::vector<Event> parse_events(const std::string& text, const std::string& path, const server::Patch& patch);
+// [setup] Reads and parses `path`.
+std::vector<Event> load_events(const std::string& path, const server::Patch& patch);
+
+class EventPlayer {
+ public:
+  // [setup] `segment` must outlive the player.
+  EventPlayer(shm::Segment& segment, std::vector<Event> events, uint32_t rate_hz, uint32_t block_frames);
+
+  // [offline render thread] Before running the block that starts at
+  // `block_start_frame`: writes every not yet applied event whose frame is
+  // before block_start_frame + block_frames. Returns how many were applied.
+  // Allocation-free; events never go back in time.
+  std::size_t apply_due(uint64_t block_start_frame) noexcept;
+
+  // [any] Frame an event is due at: round(seconds * rate_hz).
+  uint64_t frame_of(const Event& e) const noexcept;
+  std::size_t remaining() const noexcept { return events_.size() - next_; }
+
+ private:
+  shm::Segment& segment_;
+  std::vector<Event> events_;
+  std::vector<uint64_t> frames_;
+  uint32_t rate_hz_;
+  uint32_t block_frames_;
+  std::size_t next_ = 0;
+};
+
+}  // namespace rackd::control
