@@ -53,6 +53,7 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <stdexcept>
 
 namespace rackd::eq {
 namespace {

@@ -1,0 +1,83 @@
+// The non-uniform tail of the hrir convolver: levels k >= 1 of the partition
+// plan (partitions of 4, 16, 64... blocks), computed on a helper thread (or
+// inline on the audio thread when the config asks for no thread).
+// Threads: setup() and the destructor on [setup]; write_input(), add_output()
+// and release() on the audio thread [rt]; the helper thread runs the jobs.
+//
+// Schedule (Gardner): level k with partition P starts at filter tap 2P, so the
+// chunk of input frames [cP, cP + P) is released when the audio thread has
+// written it and its result is first needed at frame cP + 2P, one partition
+// later. Handshake per level, lock-free: the audio thread writes the chunk's
+// slot descriptor, then stores `released` (release); the helper stores `done`
+// (release) after writing the slot's output. A futex on a work counter wakes
+// the helper (the audio thread's only syscall, and only when the helper
+// sleeps). If a result is not done when needed (CPU overload, or offline
+// rendering faster than real time) the audio thread waits on a futex for that
+// one chunk: the wait is bounded by the rest of that one job, and never
+// happens at real-time pace unless the helper got less than one partition
+// period of CPU for one partition's work.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "modules/hrir/convolver_parts.hpp"
+
+namespace rackd::hrir::detail {
+
+// The crossfade in progress, as the audio thread sees it. Each level fades
+// over the same number of frames but from its own start: the head at the swap,
+// level k at the output frame of its first chunk released after the swap (its
+// earlier chunks were computed before the new set existed).
+struct Fade {
+  bool active = false;
+  const FilterSet* from = nullptr;  // may be null (fade in from silence)
+  const FilterSet* to = nullptr;    // may be null (fade out to silence)
+  uint32_t frames = 0;              // 0: switch at once at each level's start
+  std::vector<int64_t> start;       // per level, output frame where w leaves 0
+};
+
+// [any] out[n] += (1 - w) a[n] + w b[n], with w = 0 before `start`, then
+// rising by 1/fade per frame to 1 (fade = 0: a step at `start`). t is the
+// frame of out[0]. a or b null counts as zero.
+void add_faded(float* out, const float* a, const float* b, uint32_t frames, int64_t t,
+               int64_t start, uint32_t fade) noexcept RACKD_RT;
+
+class TailEngine {
+ public:
+  TailEngine();
+  ~TailEngine();
+  // [setup] Buffers and plans for levels[1..]; starts the helper thread when
+  // `threaded` and there is a tail level. Throws.
+  void setup(const std::vector<Level>& levels, uint32_t inputs, uint32_t block, bool threaded);
+  bool empty() const noexcept { return levels_.empty(); }
+  bool threaded() const noexcept { return thread_.joinable(); }
+  // [rt] Appends the block of frames [t, t + block) to the input history.
+  void write_input(const float* const* in, uint64_t t) noexcept RACKD_RT;
+  // [rt] Adds every tail level's output for frames [t, t + block) to out[2].
+  void add_output(uint64_t t, float* const* out) noexcept RACKD_RT;
+  // [rt] After the block ending at frame t_end: releases the chunks it
+  // completes, computing `current` (or both sets of `fade`).
+  void release(uint64_t t_end, const FilterSet* current, const Fade& fade) noexcept RACKD_RT;
+
+ private:
+  struct LevelState;
+  bool step(LevelState& level) noexcept RACKD_RT;  // one piece of the next job; true when done
+  void run() noexcept;                             // helper thread body
+
+  uint32_t inputs_ = 0;
+  uint32_t block_ = 0;
+  uint32_t ring_mask_ = 0;  // input history: frames mod ring size (power of two)
+  FloatBuffer ring_;        // inputs x ring size, written by the audio thread only
+  std::vector<std::unique_ptr<LevelState>> levels_;
+  std::thread thread_;
+  alignas(64) std::atomic<uint32_t> work_seq_{0};      // bumped on every release
+  alignas(64) std::atomic<uint32_t> helper_sleeping_{0};
+  alignas(64) std::atomic<uint32_t> audio_waiting_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace rackd::hrir::detail
