@@ -145,20 +145,21 @@ double tan_for(double hz, double rate_hz) noexcept {
 // ic' = 2v - ic, y = m0*x + m1*v1 + m2*v2.
 Kernel to_kernel(const SvfCoefs& c, double mix) noexcept {
   const double m0 = 1 + mix * (c.m0 - 1), m1 = mix * c.m1, m2 = mix * c.m2;
+  auto both = [](double v) { return V2{v, v}; };
   Kernel k;
-  k.m11 = 2 * c.a1 - 1;
-  k.m12 = -2 * c.a2;
-  k.m21 = 2 * c.a2;
-  k.m22 = 1 - 2 * c.a3;
-  k.b1 = 2 * c.a2;
-  k.b2 = 2 * c.a3;
-  k.c1 = m1 * c.a1 + m2 * c.a2;
-  k.c2 = -m1 * c.a2 + m2 * (1 - c.a3);
-  k.d = m0 + m1 * c.a2 + m2 * c.a3;
+  k.m11 = both(2 * c.a1 - 1);
+  k.m12 = both(-2 * c.a2);
+  k.m21 = both(2 * c.a2);
+  k.m22 = both(1 - 2 * c.a3);
+  k.b1 = both(2 * c.a2);
+  k.b2 = both(2 * c.a3);
+  k.c1 = both(m1 * c.a1 + m2 * c.a2);
+  k.c2 = both(-m1 * c.a2 + m2 * (1 - c.a3));
+  k.d = both(m0 + m1 * c.a2 + m2 * c.a3);
   return k;
 }
 
-constexpr Kernel kIdentity{1, 0, 0, 1, 0, 0, 0, 0, 1};
+const Kernel kIdentity = to_kernel(SvfCoefs{}, 0.0);
 
 // One-pole step towards `target`; true while still moving (snaps when close).
 bool glide(double& now, double target, double alpha, double snap) noexcept {
@@ -196,21 +197,24 @@ float store_sample(double v) noexcept {
 template <int N, bool kRamp>
 void run_chunk(const Kernel* start, const Kernel* delta, Equalizer::State* const* states,
                Equalizer::Frame* buf, uint32_t frames) noexcept RACKD_RT {
-  Kernel k[N];
+  // Static coefficients are read from memory as they are; ramped ones advance
+  // in a local copy.
+  Kernel ramp[kRamp ? N : 1];
   V2 s1[N], s2[N];
   for (int j = 0; j < N; ++j) {
-    k[j] = start[j];
+    if constexpr (kRamp) ramp[j] = start[j];
     s1[j] = states[j]->ic1;
     s2[j] = states[j]->ic2;
   }
+  const Kernel* k = kRamp ? ramp : start;
   for (uint32_t i = 0; i < frames; ++i) {
     V2 x = buf[i].v;
     for (int j = 0; j < N; ++j) {
       if constexpr (kRamp) {
-        k[j].m11 += delta[j].m11, k[j].m12 += delta[j].m12;
-        k[j].m21 += delta[j].m21, k[j].m22 += delta[j].m22;
-        k[j].b1 += delta[j].b1, k[j].b2 += delta[j].b2;
-        k[j].c1 += delta[j].c1, k[j].c2 += delta[j].c2, k[j].d += delta[j].d;
+        Kernel& r = ramp[j];
+        const Kernel& d = delta[j];
+        r.m11 += d.m11, r.m12 += d.m12, r.m21 += d.m21, r.m22 += d.m22;
+        r.b1 += d.b1, r.b2 += d.b2, r.c1 += d.c1, r.c2 += d.c2, r.d += d.d;
       }
       const V2 a = s1[j], b = s2[j];
       const V2 y = k[j].c1 * a + k[j].c2 * b + k[j].d * x;

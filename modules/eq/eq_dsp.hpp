@@ -109,8 +109,10 @@ class Equalizer {
   };
   // One band in state-space form, derived from SvfCoefs (see eq_dsp.cpp):
   //   y = c1*ic1 + c2*ic2 + d*x;  ic1 = m11*ic1 + m12*ic2 + b1*x;  ic2 = ...
+  // Each coefficient is stored broadcast to both lanes, so the kernel multiplies
+  // straight from memory (SSE2 has no cheap scalar broadcast).
   struct Kernel {
-    double m11, m12, m21, m22, b1, b2, c1, c2, d;
+    V2 m11, m12, m21, m22, b1, b2, c1, c2, d;
   };
 
  private:

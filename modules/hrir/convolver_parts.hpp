@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "shm/rt.hpp"
@@ -67,7 +68,11 @@ class FftPair {
   FftPair() = default;
   explicit FftPair(uint32_t part);
   FftPair(FftPair&& o) noexcept : fwd_(o.fwd_), inv_(o.inv_) { o.fwd_ = o.inv_ = nullptr; }
-  FftPair& operator=(FftPair&&) = delete;
+  FftPair& operator=(FftPair&& o) noexcept {
+    std::swap(fwd_, o.fwd_);
+    std::swap(inv_, o.inv_);
+    return *this;
+  }
   FftPair(const FftPair&) = delete;
   ~FftPair();
   // [any] time[2P] -> re/im[P+1]

@@ -34,8 +34,8 @@ namespace rackd::hrir::detail {
 // earlier chunks were computed before the new set existed).
 struct Fade {
   bool active = false;
-  const FilterSet* from = nullptr;  // may be null (fade in from silence)
-  const FilterSet* to = nullptr;    // may be null (fade out to silence)
+  FilterSet* from = nullptr;  // owned by the convolver; null: fade in from silence
+  FilterSet* to = nullptr;    // owned by the convolver; null: fade out to silence
   uint32_t frames = 0;              // 0: switch at once at each level's start
   std::vector<int64_t> start;       // per level, output frame where w leaves 0
 };
