@@ -47,6 +47,10 @@ Dispatcher::Dispatcher(shm::Segment& segment, const server::Patch& patch, Server
   values_.resize(n);
   for (uint32_t i = 0; i < n; ++i) {
     const shm::ModuleIn& in = segment_.module_in(i);
+    seen_[i].state = in.state.load(std::memory_order_acquire);
+    seen_[i].restarts = in.restarts.load(std::memory_order_relaxed);
+    seen_[i].bypassed = in.bypassed.load(std::memory_order_relaxed);
+    seen_[i].muted = in.muted.load(std::memory_order_relaxed);
     seen_[i].epoch = in.param_epoch.load(std::memory_order_acquire);
     const std::size_t np = patch_.modules[i].spec ? patch_.modules[i].spec->params.size() : 0;
     for (uint32_t p = 0; p < np; ++p) values_[i].push_back(get_param(in, p));

@@ -364,6 +364,7 @@ bool BundleQueue::push(TimedMessage m) {
 void BundleQueue::pop_due(uint64_t now, std::vector<TimedMessage>& out) {
   std::size_t n = 0;
   while (n < size_ && slots_[n].timetag <= now) ++n;
+  if (n == 0) return;  // (and no self-move below)
   for (std::size_t k = 0; k < n; ++k) out.push_back(std::move(slots_[k]));
   for (std::size_t k = n; k < size_; ++k) slots_[k - n] = std::move(slots_[k]);
   for (std::size_t k = size_ - n; k < size_; ++k) slots_[k] = TimedMessage{};

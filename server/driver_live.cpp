@@ -88,6 +88,7 @@ struct LiveState {
 // [rt] The device callback.
 int callback(const void* input, void* output, unsigned long frames, const PaStreamCallbackTimeInfo*,
              PaStreamCallbackFlags flags, void* user) noexcept RACKD_RT {
+  RtScope rt;
   auto* s = static_cast<LiveState*>(user);
   enable_ftz_daz();
   if (flags & (paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow))

@@ -61,6 +61,7 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   std::string failure;
   const uint64_t t0 = shm::now_ns();
   std::thread worker([&] {
+    enable_ftz_daz();
     try {
       while (done < total_frames) {
         if (g_stop_requested.load()) {
@@ -73,7 +74,10 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
           for (uint32_t c = 0; c < file_ch; ++c)
             std::fill(in_buf[c].begin() + got, in_buf[c].end(), 0.0f);
         }
-        server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());
+        {
+          RtScope rt;
+          server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());
+        }
         writer.write(out_ptrs.data(), want);
         done += want;
       }

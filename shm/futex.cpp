@@ -14,6 +14,16 @@
 #define FUTEX2_SIZE_U32 0x02
 #endif
 
+#if defined(__has_feature)
+#if __has_feature(realtime_sanitizer)
+#include <sanitizer/rtsan_interface.h>
+#define RACKD_FUTEX_SCOPE __rtsan::ScopedDisabler rtsan_futex_exception
+#endif
+#endif
+#ifndef RACKD_FUTEX_SCOPE
+#define RACKD_FUTEX_SCOPE
+#endif
+
 namespace rackd::shm {
 namespace {
 
@@ -49,6 +59,9 @@ uint64_t now_ns() noexcept {
 }
 
 int futex_wait(const std::atomic<uint32_t>& word, uint32_t expected, uint64_t deadline_ns) noexcept {
+  // Futex wait and wake are the one kind of system call audio threads make;
+  // RealtimeSanitizer intercepts syscall(), so say so here.
+  RACKD_FUTEX_SCOPE;
   timespec ts = to_timespec(deadline_ns);
   // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC timeout.
   long r = syscall(SYS_futex, addr(word), FUTEX_WAIT_BITSET, expected,
@@ -59,6 +72,7 @@ int futex_wait(const std::atomic<uint32_t>& word, uint32_t expected, uint64_t de
 }
 
 void futex_wake(const std::atomic<uint32_t>& word, int count) noexcept {
+  RACKD_FUTEX_SCOPE;
   syscall(SYS_futex, addr(word), FUTEX_WAKE, count, nullptr, nullptr, 0);
 }
 
@@ -76,6 +90,7 @@ int futex_wait_any(const std::atomic<uint32_t>* const* words, const uint32_t* ex
       v[i].reserved = 0;
     }
     timespec ts = to_timespec(deadline_ns);
+    RACKD_FUTEX_SCOPE;
     long r = syscall(SYS_futex_waitv, v, n, 0, deadline_ns ? &ts : nullptr, CLOCK_MONOTONIC);
     if (r >= 0) return 0;
     if (errno == EAGAIN) return 0;

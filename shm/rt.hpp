@@ -13,7 +13,28 @@
 #define RACKD_RT
 #endif
 
+// Test hooks. A counting library preloaded into rackd and every module
+// process (tests/rtcount) defines these to learn when a thread is inside
+// real-time code; everywhere else they are undefined (weak) and cost a branch.
+// rackd_rt_enter/leave bracket one real-time section (a device cycle, a module
+// block); they nest.
+extern "C" void rackd_rt_enter() __attribute__((weak));
+extern "C" void rackd_rt_leave() __attribute__((weak));
+
 namespace rackd {
+
+// Marks the enclosing scope as real-time for the test hooks above.
+class RtScope {
+ public:
+  RtScope() noexcept {
+    if (rackd_rt_enter) rackd_rt_enter();
+  }
+  ~RtScope() {
+    if (rackd_rt_leave) rackd_rt_leave();
+  }
+  RtScope(const RtScope&) = delete;
+  RtScope& operator=(const RtScope&) = delete;
+};
 
 // [any] Sets flush-to-zero and denormals-are-zero for the calling thread (SSE
 // MXCSR on x86; FZ on AArch64). Call once at the start of every audio thread.

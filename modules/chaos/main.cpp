@@ -2,6 +2,7 @@
 // `mode` parameter) to misbehave in one of the ways a real module can: crash,
 // hang, overrun its deadline, write NaN/Inf/huge/DC output, or scribble over
 // the shared pages it is allowed to write. The server must survive all of it.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,18 +14,30 @@
 #include <limits>
 
 #include "modules/runtime/runtime.hpp"
+
+#if defined(__has_feature)
+#if __has_feature(realtime_sanitizer)
+#include <sanitizer/rtsan_interface.h>
+#define CHAOS_DELIBERATE __rtsan::ScopedDisabler deliberate
+#endif
+#endif
+#ifndef CHAOS_DELIBERATE
+#define CHAOS_DELIBERATE
+#endif
 #include "shm/futex.hpp"
 
 namespace {
 
 enum Mode : int {
-  kPass = 0, kSegv, kAbort, kHang, kLoop, kBusy, kNaN, kInf, kHuge, kDc, kGarbageControl, kGarbageRing, kStop
+  kPass = 0, kSegv, kAbort, kHang, kLoop, kBusy, kNaN, kInf, kHuge, kDc, kGarbageControl, kGarbageRing, kStop,
+  kRtViolation
 };
 
 class ChaosModule final : public rackd::runtime::Processor {
  public:
   void setup(const rackd::runtime::SetupInfo& info) override {
     restarts_ = info.restarts;
+    devnull_ = open("/dev/null", O_WRONLY | O_CLOEXEC);
     control_ = info.control_page;
     ring_ = info.ring_header;
   }
@@ -35,6 +48,17 @@ class ChaosModule final : public rackd::runtime::Processor {
                        !(p[kFirstLifeParam] >= 0.5 && restarts_ > 0);
     for (uint32_t c = 0; c < b.out_channels; ++c) std::memcpy(b.out[c], b.in[c], b.frames * sizeof(float));
     if (!armed) return;
+    if (mode == kRtViolation) {
+      // A real-time bug as modules have them: an allocation and a system call on
+      // the audio thread. Left visible to RealtimeSanitizer and the counters.
+      void* volatile p = std::malloc(64);
+      std::free(p);
+      ssize_t w = write(devnull_, "x", 1);
+      (void)w;
+      return;
+    }
+    // What follows breaks the real-time rules on purpose: not a sanitizer finding.
+    CHAOS_DELIBERATE;
     switch (mode) {
       case kSegv: {
         volatile int* bad = nullptr;
@@ -83,6 +107,7 @@ class ChaosModule final : public rackd::runtime::Processor {
   // Indices into the registry's parameter list for "chaos".
   static constexpr int kModeParam = 0, kAfterParam = 1, kBusyParam = 2, kFirstLifeParam = 3;
   uint64_t restarts_ = 0;
+  int devnull_ = -1;
   uint64_t blocks_ = 0;
   std::atomic<uint64_t> spin_{0};
   rackd::shm::ModuleOut* control_ = nullptr;

@@ -69,6 +69,7 @@ constexpr double kSnapGain = 1e-7;     // preamp, linear
 constexpr double kMaxFreqFraction = 0.49;  // of the rate: keeps tan() finite
 constexpr double kMinQ = 0.01;
 constexpr int kMaxChunk = 4;
+constexpr int kMaxChunkRamp = 2;
 
 constexpr std::string_view kNames[kBandTypeCount] = {
     "peak",     "low_shelf",  "high_shelf", "low_shelf_fixed", "high_shelf_fixed", "low_pass",
@@ -76,13 +77,15 @@ constexpr std::string_view kNames[kBandTypeCount] = {
 constexpr std::string_view kApoCodes[kBandTypeCount] = {"PK", "LSC", "HSC", "LS", "HS", "LP",
                                                         "HP", "LPQ", "HPQ", "BP", "NO", "AP"};
 
-// Design at a given pre-warped tan(pi*fc/fs) (cached by the glide).
-SvfCoefs design_at(BandType type, double tan_w, double gain_db, double q) noexcept RACKD_RT {
+double cookbook_a(double gain_db) noexcept { return std::exp(gain_db * (std::numbers::ln10 / 40.0)); }
+
+// Design at a given pre-warped tan(pi*fc/fs) and cookbook A = 10^(gain/40),
+// which the glide caches.
+SvfCoefs design_at(BandType type, double tan_w, double a, double q) noexcept RACKD_RT {
   q = std::max(q, kMinQ);
   double g = tan_w;
   double k = 1.0 / q;
   SvfCoefs c;
-  const double a = std::exp(gain_db * (std::numbers::ln10 / 40.0));  // cookbook A
   switch (type) {
     case BandType::kPeak:
       k = 1.0 / (q * a);
@@ -142,15 +145,13 @@ double tan_for(double hz, double rate_hz) noexcept {
 
 // The SVF with output mix `mix` (0: identity) in state-space form. With
 // s = (ic1, ic2): v1 = a1*ic1 - a2*ic2 + a2*x, v2 = a2*ic1 + (1-a3)*ic2 + a3*x,
-// ic' = 2v - ic, y = m0*x + m1*v1 + m2*v2.
+// ic' = 2v - ic, y = m0*x + m1*v1 + m2*v2. The loop part (m11, b1, b2) is affine
+// in (a1, a2, a3), so interpolating it linearly interpolates the design's a's.
 Kernel to_kernel(const SvfCoefs& c, double mix) noexcept {
   const double m0 = 1 + mix * (c.m0 - 1), m1 = mix * c.m1, m2 = mix * c.m2;
   auto both = [](double v) { return V2{v, v}; };
   Kernel k;
   k.m11 = both(2 * c.a1 - 1);
-  k.m12 = both(-2 * c.a2);
-  k.m21 = both(2 * c.a2);
-  k.m22 = both(1 - 2 * c.a3);
   k.b1 = both(2 * c.a2);
   k.b2 = both(2 * c.a3);
   k.c1 = both(m1 * c.a1 + m2 * c.a2);
@@ -209,17 +210,19 @@ void run_chunk(const Kernel* start, const Kernel* delta, Equalizer::State* const
   const Kernel* k = kRamp ? ramp : start;
   for (uint32_t i = 0; i < frames; ++i) {
     V2 x = buf[i].v;
+    // Unrolled so that the states of the chunk live in registers.
+#pragma GCC unroll 4
     for (int j = 0; j < N; ++j) {
       if constexpr (kRamp) {
         Kernel& r = ramp[j];
         const Kernel& d = delta[j];
-        r.m11 += d.m11, r.m12 += d.m12, r.m21 += d.m21, r.m22 += d.m22;
-        r.b1 += d.b1, r.b2 += d.b2, r.c1 += d.c1, r.c2 += d.c2, r.d += d.d;
+        r.m11 += d.m11, r.b1 += d.b1, r.b2 += d.b2, r.c1 += d.c1, r.c2 += d.c2, r.d += d.d;
       }
       const V2 a = s1[j], b = s2[j];
+      const V2 u = x - b;
       const V2 y = k[j].c1 * a + k[j].c2 * b + k[j].d * x;
-      s1[j] = k[j].m11 * a + k[j].m12 * b + k[j].b1 * x;
-      s2[j] = k[j].m21 * a + k[j].m22 * b + k[j].b2 * x;
+      s1[j] = k[j].m11 * a + k[j].b1 * u;
+      s2[j] = b + k[j].b1 * a + k[j].b2 * u;
       x = y;
     }
     buf[i].v = x;
@@ -233,9 +236,11 @@ void run_chunk(const Kernel* start, const Kernel* delta, Equalizer::State* const
 template <bool kRamp>
 void run_bands(const Kernel* start, const Kernel* delta, Equalizer::State* const* states, int count,
                Equalizer::Frame* buf, uint32_t frames) noexcept RACKD_RT {
+  // Ramped chunks carry their coefficients in registers too: fewer per pass.
+  constexpr int kChunk = kRamp ? kMaxChunkRamp : kMaxChunk;
   int j = 0;
-  for (; j + kMaxChunk <= count; j += kMaxChunk) {
-    run_chunk<kMaxChunk, kRamp>(start + j, delta + j, states + j, buf, frames);
+  for (; j + kChunk <= count; j += kChunk) {
+    run_chunk<kChunk, kRamp>(start + j, delta + j, states + j, buf, frames);
   }
   switch (count - j) {
     case 3: run_chunk<3, kRamp>(start + j, delta + j, states + j, buf, frames); break;
@@ -277,7 +282,7 @@ bool band_type_uses_q(BandType type) noexcept {
 }
 
 SvfCoefs design(const BandParams& band, double rate_hz) noexcept RACKD_RT {
-  return design_at(band.type, tan_for(band.freq_hz, rate_hz), band.gain_db, band.q);
+  return design_at(band.type, tan_for(band.freq_hz, rate_hz), cookbook_a(band.gain_db), band.q);
 }
 
 void Equalizer::setup(double rate_hz, uint32_t channels, double smoothing_ms) {
@@ -287,7 +292,8 @@ void Equalizer::setup(double rate_hz, uint32_t channels, double smoothing_ms) {
   channels_ = channels;
   pairs_ = (channels + 1) / 2;
   smoothing_frames_ = std::max(0.0, smoothing_ms) * 1e-3 * rate_hz;
-  alpha_segment_ = smoothing_frames_ > 0 ? -std::expm1(-kSegmentFrames / smoothing_frames_) : 1.0;
+  alpha_segment_ =
+      smoothing_frames_ > 0 ? -std::expm1(-static_cast<double>(kSegmentFrames) / smoothing_frames_) : 1.0;
   states_.assign(std::size_t{pairs_} * kMaxBands, State{});
   buf_.assign(kSegmentFrames, Frame{});
   for (int i = 0; i < kMaxBands; ++i) set_band(i, bands_[i].target);
@@ -353,11 +359,20 @@ void Equalizer::snap_to_targets() noexcept RACKD_RT {
 
 Kernel Equalizer::band_kernel(Band& b) noexcept RACKD_RT {
   if (b.mix <= 0.0) return kIdentity;
-  if (b.tan_log2_hz != b.log2_hz) {
+  // Only what moved is recomputed (tan, exp and exp2 dominate the design).
+  if (b.cache_log2_hz != b.log2_hz) {
     b.tan_w = tan_for(std::exp2(b.log2_hz), rate_hz_);
-    b.tan_log2_hz = b.log2_hz;
+    b.cache_log2_hz = b.log2_hz;
   }
-  return to_kernel(design_at(b.type, b.tan_w, b.gain_db, std::exp2(b.log2_q)), b.mix);
+  if (b.cache_gain_db != b.gain_db) {
+    b.a = cookbook_a(b.gain_db);
+    b.cache_gain_db = b.gain_db;
+  }
+  if (b.cache_log2_q != b.log2_q) {
+    b.q = std::exp2(b.log2_q);
+    b.cache_log2_q = b.log2_q;
+  }
+  return to_kernel(design_at(b.type, b.tan_w, b.a, b.q), b.mix);
 }
 
 void Equalizer::step_glide(uint32_t frames) noexcept RACKD_RT {
@@ -407,11 +422,9 @@ void Equalizer::step_glide(uint32_t frames) noexcept RACKD_RT {
     }
     const Kernel& s = b.now;
     Kernel d;
-    d.m11 = (end.m11 - s.m11) * inv_frames, d.m12 = (end.m12 - s.m12) * inv_frames;
-    d.m21 = (end.m21 - s.m21) * inv_frames, d.m22 = (end.m22 - s.m22) * inv_frames;
-    d.b1 = (end.b1 - s.b1) * inv_frames, d.b2 = (end.b2 - s.b2) * inv_frames;
-    d.c1 = (end.c1 - s.c1) * inv_frames, d.c2 = (end.c2 - s.c2) * inv_frames;
-    d.d = (end.d - s.d) * inv_frames;
+    const V2 inv = {inv_frames, inv_frames};
+    d.m11 = (end.m11 - s.m11) * inv, d.b1 = (end.b1 - s.b1) * inv, d.b2 = (end.b2 - s.b2) * inv;
+    d.c1 = (end.c1 - s.c1) * inv, d.c2 = (end.c2 - s.c2) * inv, d.d = (end.d - s.d) * inv;
     start_[active_count_] = s;
     delta_[active_count_] = d;
     active_[active_count_++] = i;

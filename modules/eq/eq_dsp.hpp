@@ -108,11 +108,12 @@ class Equalizer {
     V2 v;         // one frame of one channel pair
   };
   // One band in state-space form, derived from SvfCoefs (see eq_dsp.cpp):
-  //   y = c1*ic1 + c2*ic2 + d*x;  ic1 = m11*ic1 + m12*ic2 + b1*x;  ic2 = ...
+  //   u = x - ic2;  y = c1*ic1 + c2*ic2 + d*x
+  //   ic1 = m11*ic1 + b1*u;  ic2 = ic2 + b1*ic1 + b2*u   (right side: old ic)
   // Each coefficient is stored broadcast to both lanes, so the kernel multiplies
   // straight from memory (SSE2 has no cheap scalar broadcast).
   struct Kernel {
-    V2 m11, m12, m21, m22, b1, b2, c1, c2, d;
+    V2 m11, b1, b2, c1, c2, d;
   };
 
  private:
@@ -125,7 +126,10 @@ class Equalizer {
     BandType type = BandType::kPeak;
     double log2_hz = 0, gain_db = 0, log2_q = 0, mix = 0;
     double target_log2_hz = 0, target_log2_q = 0;  // of `target`, computed in set_band
-    double tan_log2_hz = -1e9, tan_w = 0;  // cache of tan(pi*fc/fs) for log2_hz
+    // Caches of the design's transcendental functions, keyed by their inputs.
+    double cache_log2_hz = -1e9, tan_w = 0;  // tan(pi*fc/fs)
+    double cache_gain_db = -1e9, a = 1;      // 10^(gain/40)
+    double cache_log2_q = -1e9, q = 1;       // Q
     Kernel now;                            // coefficients at the segment start
     bool moving = false;
     bool dirty = true;                     // target changed since the last glide step

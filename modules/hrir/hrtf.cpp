@@ -8,10 +8,10 @@
 // * Rate: libmysofa reads the file at its own rate (mysofa_load, in the child)
 //   and rackd::dsp::resample converts it, rather than mysofa_open(rate). That
 //   keeps libmysofa out of our process entirely (see sofa_source.cpp), uses the
-//   same band-limited resampler as sound files (speex quality 10 in libmysofa is
-//   comparable, but some libmysofa releases forgot to scale Data.Delay with the
-//   rate), and skips mysofa_open's loudness normalisation, so a set plays at the
-//   level it was measured at. Resampling is done per lookup (filter_for is
+//   same band-limited resampler as sound files (libmysofa's speex resampler is
+//   good too, but older releases left Data.Delay unscaled when changing the
+//   rate; 1.3 scales it, still as fractional samples), and skips mysofa_open's
+//   loudness normalisation, so a set plays at the level it was measured at. Resampling is done per lookup (filter_for is
 //   [control]), so long room responses are stored once, at the file's rate.
 // * Gain: an impulse response sampled at f1 and resampled to f2 must be scaled
 //   by f1 / f2 to keep its frequency response (its taps are a density: a filter
@@ -44,6 +44,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <limits>
+#include <mutex>
 #include <numbers>
 #include <stdexcept>
 
@@ -168,16 +169,30 @@ struct HrtfSet::Impl {
     return best;
   }
 
-  // One ear of one measurement at rate_hz, without its delay.
+  // One ear of one measurement at rate_hz, without its delay. Resampled ones
+  // are kept (a resampling costs ~3 ms; head tracking asks for the same few
+  // directions again and again) unless the whole set would not fit kMaxCached.
   std::vector<float> converted(size_t m, int ear) const {
-    const auto first = irs.begin() + static_cast<std::ptrdiff_t>((2 * m + ear) * taps);
+    const size_t index = 2 * m + static_cast<size_t>(ear);
+    const auto first = irs.begin() + static_cast<std::ptrdiff_t>(index * taps);
     std::vector<float> ir(first, first + taps);
     if (file_rate_hz == rate_hz) return ir;
+    const bool cache = double(irs.size()) * rate_hz / file_rate_hz <= kMaxCached;
+    std::lock_guard lock(cache_mutex);
+    if (cache && index < resampled.size() && !resampled[index].empty()) return resampled[index];
     ir = dsp::resample(ir, file_rate_hz, rate_hz);
     const float gain = static_cast<float>(file_rate_hz / rate_hz);
     for (float& v : ir) v *= gain;
+    if (cache) {
+      resampled.resize(2 * measurements());
+      resampled[index] = ir;
+    }
     return ir;
   }
+
+  static constexpr double kMaxCached = 1 << 26;  // floats: 256 MB
+  mutable std::mutex cache_mutex;                 // filter_for is const, callable from any setup thread
+  mutable std::vector<std::vector<float>> resampled;  // [measurement][ear], filled on first use
 
   std::vector<float> filter(size_t m, int ear) const {
     const std::vector<float> ir = converted(m, ear);

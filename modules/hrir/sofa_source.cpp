@@ -40,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -247,6 +248,8 @@ Read read_exact(int fd, void* dst, size_t bytes, Clock::time_point deadline) {
 
 // Owns the child and the read end of its pipe: whatever way the caller leaves,
 // the child is killed (if still running) and reaped, and the pipe is closed.
+// Signals go to our own unreaped child only: module processes reap children
+// by pid (never waitpid(-1)), so its pid cannot have been reused meanwhile.
 class Child {
  public:
   Child(pid_t pid, int fd) : pid_(pid), fd_(fd) {}
@@ -286,7 +289,8 @@ class Child {
   // After a complete answer: the child has only _exit() left to do.
   bool exited_cleanly() {
     const int status = reap();
-    // -1: SIGCHLD is ignored by the caller, so there is no status; the trailer vouches.
+    // -1: no status to be had (the caller ignores SIGCHLD, or a handler of its
+    // own reaped the child); the trailer vouches for the answer.
     return status == -1 || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
   }
 
@@ -336,14 +340,28 @@ void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t&
     throw fail(path, std::string("fork: ") + strerror(e));
   }
   if (pid == 0) {
+    // Keep only stdio and the answer pipe (as fd 3): without exec, the child
+    // would otherwise hold every descriptor of the caller, including the write
+    // ends of readers forked concurrently by other threads (delaying their EOF).
     close(fds[0]);
+    if (fds[1] != 3 && dup2(fds[1], 3) != 3) _exit(5);
+    close_range(4, ~0u, 0);
+    // The caller's signal handlers (a crash reporter, a shutdown flag) are not
+    // the child's business: a crash must end the child and show as a signal.
+    for (const int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS, SIGTERM, SIGINT,
+                          SIGHUP, SIGPIPE}) {
+      signal(sig, SIG_DFL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(4);  // the parent died before prctl took effect
     const rlimit no_core{0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     const rlimit cpu{static_cast<rlim_t>(limit_s + 5), static_cast<rlim_t>(limit_s + 5)};
     setrlimit(RLIMIT_CPU, &cpu);  // backstop should the parent stop watching
-    child_main(path.c_str(), fds[1]);
+    child_main(path.c_str(), 3);
   }
   close(fds[1]);
   Child child(pid, fds[0]);

@@ -73,10 +73,10 @@ TypeSpec chaos_type() {
   t.bypassable = true;
   t.takes_input = true;
   t.params = {
-      {"mode", ParamKind::kInt, 1, 0, 12, 0, "",
+      {"mode", ParamKind::kInt, 1, 0, 13, 0, "",
        "0 pass, 1 SIGSEGV, 2 abort, 3 hang (sleep), 4 endless loop, 5 busy past the deadline, 6 NaN, "
        "7 Inf, 8 1e30, 9 full-scale DC, 10 garbage in its control page, 11 garbage in its ring header, "
-       "12 SIGSTOP itself"},
+       "12 SIGSTOP itself, 13 allocate and write(2) on the audio thread (a real-time bug, for the proofs)"},
       {"after_blocks", ParamKind::kInt, 1, 0, 1e9, 0, "blocks", "pass this many blocks first"},
       {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
       {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},

@@ -133,6 +133,7 @@ void block_loop(Loop& l, uint32_t last) noexcept RACKD_RT {
       continue;
     }
     last = req;
+    RtScope rt;
     run_block(l, req);
   }
 }

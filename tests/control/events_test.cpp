@@ -55,7 +55,8 @@ TEST(Events, AnEventTakesEffectAtTheBlockContainingItsFrame) {
   auto rig = test::make_rig();
   // 48 kHz, 128-frame blocks: 1.0 s = frame 48000 = first frame of block 375;
   // 0.0013 s = frame 62 (block 0); 128/48000 s = frame 128 (block 1);
-  // 0.99999 s = frame 47999.52 -> 48000 (rounded), block 375 as well.
+  // 0.99999 s = frame 47999.52 -> 48000 (rounded), block 375 as well;
+  // 1.0026 s = frame 48124.8 -> 48125, the last frames of block 375.
   auto ev = parse_events("1.0 /p/gain_db -1\n0.0013 /p/gain_db -2\n0.0026666666666666666 /p/gain_db -3\n"
                          "0.99999 /p/gain_db -4\n1.0026 /p/gain_db -5\n",
                          "ev.txt", rig->patch);
@@ -67,14 +68,11 @@ TEST(Events, AnEventTakesEffectAtTheBlockContainingItsFrame) {
   EXPECT_EQ(get_param(in, 0)[0], -3.0);
   EXPECT_EQ(player.apply_due(47872), 0u);  // block 374 ends before frame 48000
   const uint32_t epoch = in.param_epoch.load();
-  EXPECT_EQ(player.apply_due(48000), 2u);  // frames 48000 and 48000 (rounded), file order kept
-  EXPECT_EQ(get_param(in, 0)[0], -4.0);
-  EXPECT_EQ(in.param_epoch.load(), epoch + 2);
-  EXPECT_EQ(player.remaining(), 1u);      // 1.0026 s = frame 48124.8 -> 48125: block 375 too? no:
-  // 48125 >= 48000 + 128 = 48128? No, 48125 < 48128: it belongs to block 375,
-  // but the player already passed it only if asked; ask again for block 375.
-  EXPECT_EQ(player.apply_due(48000), 1u);
+  // Frames 48000, 48000 (rounded) and 48125 all lie in block 375, in time order.
+  EXPECT_EQ(player.apply_due(48000), 3u);
   EXPECT_EQ(get_param(in, 0)[0], -5.0);
+  EXPECT_EQ(in.param_epoch.load(), epoch + 3);
+  EXPECT_EQ(player.apply_due(48128), 0u);
   EXPECT_EQ(player.remaining(), 0u);
 }
 

@@ -20,7 +20,9 @@ bool valid(const Bytes& b, std::string* why_out = nullptr) {
   std::string why;
   const bool ok = validate_packet(b.data(), b.size(), why);
   if (why_out) *why_out = why;
-  if (!ok) EXPECT_FALSE(why.empty());
+  if (!ok) {
+    EXPECT_FALSE(why.empty());
+  }
   return ok;
 }
 

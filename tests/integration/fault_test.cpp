@@ -153,3 +153,25 @@ TEST_F(LiveFaults, RepeatedCrashesGiveUpAfterFiveFailures) {
 
 }  // namespace
 }  // namespace rackd::test
+
+namespace rackd::test {
+namespace {
+
+// The real-time proof has teeth: a module that allocates and writes on its
+// audio thread is reported by RealtimeSanitizer. Only in the rtsan build.
+#if defined(__has_feature)
+#if __has_feature(realtime_sanitizer)
+TEST(RealtimeProof, SanitizerReportsAnAllocationOnAModuleAudioThread) {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << chaos_patch(13, 10);
+  Process p({bin("rackd"), "render", d + "/p.toml", "--duration", "0.5", "--out", d + "/o.wav"});
+  p.allow_rtsan_reports();
+  ASSERT_EQ(p.wait(std::chrono::seconds(60)), 0) << p.err();
+  EXPECT_TRUE(has_rtsan_report(p.err())) << p.err();
+  EXPECT_NE(p.err().find("malloc"), std::string::npos) << p.err();
+}
+#endif
+#endif
+
+}  // namespace
+}  // namespace rackd::test

@@ -2,6 +2,7 @@
 #include "tests/integration/harness.hpp"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sndfile.h>
 #include <spawn.h>
@@ -89,10 +90,18 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
   pid_ = spawn(argv, env, out_path_, err_path_);
 }
 
+bool has_rtsan_report(const std::string& text) {
+  return text.find("ERROR: RealtimeSanitizer") != std::string::npos;
+}
+
 Process::~Process() {
   if (!reaped_ && pid_ > 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
+  }
+  if (!allow_rtsan_) {
+    const std::string e = err();
+    if (has_rtsan_report(e)) ADD_FAILURE() << "RealtimeSanitizer report from " << pid_ << ":\n" << e;
   }
 }
 

@@ -24,10 +24,14 @@ Result run(const std::vector<std::string>& argv, std::chrono::milliseconds timeo
            const std::vector<std::string>& env = {});
 
 // A child running in the background with stdout/stderr going to files.
+// Every process started here is checked when it is destroyed: a
+// RealtimeSanitizer report on its stderr (rtsan build) fails the test, unless
+// allow_rtsan_reports() was called.
 class Process {
  public:
   Process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {});
   ~Process();  // SIGKILL if still running
+  void allow_rtsan_reports() { allow_rtsan_ = true; }
   pid_t pid() const { return pid_; }
   void signal(int sig);
   // Waits for exit; returns exit code or 128 + signal, or -1 on timeout.
@@ -39,7 +43,11 @@ class Process {
   pid_t pid_ = -1;
   std::string out_path_, err_path_;
   bool reaped_ = false;
+  bool allow_rtsan_ = false;
 };
+
+// True when `text` holds a RealtimeSanitizer report.
+bool has_rtsan_report(const std::string& text);
 
 // Children of `pid` whose command name starts with `prefix`.
 std::vector<pid_t> children(pid_t pid, const std::string& prefix = "");

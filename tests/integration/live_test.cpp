@@ -117,3 +117,51 @@ TEST_F(LiveRun, UnknownDeviceIsAClearErrorAndStartsNothing) {
 
 }  // namespace
 }  // namespace rackd::test
+
+namespace rackd::test {
+namespace {
+
+// rackd killed with SIGKILL in a live run: its modules follow at once, and the
+// next `rackd run` removes the stale segment and is playing within a second.
+TEST(LiveServerDeath, NextServerCleansUpAndPlaysWithinOneSecond) {
+  DummyJack jack(48000, 128);
+  ASSERT_TRUE(jack.ready()) << jack.log();
+  Process first({bin("rackd"), "run", source("patches/passthrough.toml")}, jack.env());
+  for (int i = 0; i < 5000 && first.err().find("playing") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto kids = children(first.pid(), "rackd-");
+  ASSERT_EQ(kids.size(), 4u);
+  first.signal(SIGKILL);
+  ASSERT_EQ(first.wait(std::chrono::seconds(5)), 128 + SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  for (pid_t k : kids)
+    while (running(k) && std::chrono::steady_clock::now() - killed < std::chrono::seconds(2))
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  const double gone_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - killed).count();
+  for (pid_t k : kids) EXPECT_FALSE(running(k));
+  EXPECT_LT(gone_ms, 100.0);
+  ASSERT_TRUE(segment_exists_for(first.pid()));
+
+  const auto start = std::chrono::steady_clock::now();
+  Process second({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "1.5"}, jack.env());
+  double playing_ms = -1;
+  for (int i = 0; i < 5000; ++i) {
+    if (second.err().find("playing") != std::string::npos) {
+      playing_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  std::printf("[ figures  ] modules gone %.2f ms after the server's SIGKILL; next server playing after %.0f ms\n",
+              gone_ms, playing_ms);
+  RecordProperty("modules_gone_ms", std::to_string(gone_ms));
+  RecordProperty("next_playing_ms", std::to_string(playing_ms));
+  EXPECT_GT(playing_ms, 0);
+  EXPECT_LT(playing_ms, 1000.0);
+  EXPECT_FALSE(segment_exists_for(first.pid())) << "the stale segment was not removed";
+  EXPECT_EQ(second.wait(std::chrono::seconds(30)), 0) << second.err();
+  EXPECT_FALSE(segment_exists_for(second.pid()));
+}
+
+}  // namespace
+}  // namespace rackd::test

@@ -1,0 +1,123 @@
+// Integration: no allocation and no system call other than futex on any audio
+// thread of the server or of any module process, counted by librtcount.so
+// (preloaded into rackd; module processes inherit it) during an offline render,
+// a live run on a dummy JACK device, and a module restart. A chaos module that
+// allocates and writes on its audio thread shows the counters catch it.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/harness.hpp"
+#include "tests/rtcount/rtcount_report.hpp"
+
+namespace rackd::test {
+namespace {
+
+struct Counted {
+  std::string dir;
+  std::vector<std::string> env() const {
+    return {std::string("LD_PRELOAD=") + RTCOUNT_LIB, "RACKD_RTCOUNT_DIR=" + dir};
+  }
+};
+
+Counted counted() {
+  Counted c{temp_dir() + "/rtcount"};
+  std::filesystem::create_directories(c.dir);
+  return c;
+}
+
+// Every process named in expect_comms (exact /proc comm, 15 characters at
+// most) ran real-time sections, and every one of them was clean.
+void expect_clean(const std::string& dir, const std::vector<std::string>& expect_comms) {
+  const auto procs = rtcount::read_reports(dir);
+  std::printf("%s", rtcount::summary(procs, true).c_str());
+  for (const auto& c : expect_comms) {
+    bool seen = false;
+    for (const auto& p : procs) {
+      if (p.comm != c || p.threads.empty()) continue;
+      for (const auto& t : p.threads) {
+        // A process killed before it finished its first section has nothing to say.
+        if (t.sections == 0) continue;
+        seen = true;
+        EXPECT_TRUE(t.syscalls_counted()) << p.comm << ": seccomp " << t.seccomp;
+        EXPECT_EQ(t.allocs, 0u) << p.comm << " tid " << t.tid;
+        EXPECT_EQ(t.frees, 0u) << p.comm << " tid " << t.tid;
+        EXPECT_EQ(t.syscalls, 0u) << p.comm << " tid " << t.tid;
+      }
+      EXPECT_EQ(p.lost_threads, 0u);
+    }
+    EXPECT_TRUE(seen) << "no real-time report from " << c << "\n" << rtcount::summary(procs, true);
+  }
+}
+
+TEST(RealtimeCounters, RenderThroughFourModulesWithARestart) {
+  const Counted c = counted();
+  const std::string d = temp_dir();
+  write_audio(d + "/in.wav", [] {
+    Audio a;
+    a.format = 0x010002;  // WAV PCM_16
+    a.ch.assign(2, std::vector<float>(48000 * 30, 0.25f));
+    return a;
+  }());
+  Process p({bin("rackd"), "render", source("patches/passthrough.toml"), "--in", d + "/in.wav", "--out",
+             d + "/out.wav"},
+            c.env());
+  pid_t victim = -1;
+  for (int i = 0; i < 3000 && victim < 0; ++i) {
+    auto k = children(p.pid(), "rackd-passthrou");
+    if (!k.empty()) victim = k.front();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GT(victim, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(victim, SIGKILL);
+  ASSERT_EQ(p.wait(std::chrono::seconds(120)), 0) << p.err();
+  EXPECT_NE(p.out().find("\"restarts\":1"), std::string::npos) << p.out();
+  expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
+}
+
+TEST(RealtimeCounters, LiveRunOnDummyJackWithARestart) {
+  DummyJack jack(48000, 128);
+  ASSERT_TRUE(jack.ready()) << jack.log();
+  const Counted c = counted();
+  auto env = jack.env();
+  for (const auto& e : c.env()) env.push_back(e);
+  Process p({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "4"}, env);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto k = children(p.pid(), "rackd-passthrou");
+  ASSERT_FALSE(k.empty());
+  kill(k.front(), SIGKILL);
+  ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
+  expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
+}
+
+// The counters are not blind: a module that allocates and calls write(2) on
+// its audio thread is caught, in its own process.
+TEST(RealtimeCounters, CatchAnAllocationAndAWriteOnAModuleAudioThread) {
+  const Counted c = counted();
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << "[[module]]\nname = \"src\"\ntype = \"capture\"\nsource = \"tone\"\n\n"
+                                  "[[module]]\nname = \"bad\"\ntype = \"chaos\"\ninput = \"src\"\nmode = 13\n"
+                                  "after_blocks = 10\n\n[output]\nfrom = \"bad\"\n";
+  Result r = run({bin("rackd"), "render", d + "/p.toml", "--duration", "0.5", "--out", d + "/o.wav"},
+                 std::chrono::seconds(60), c.env());
+  ASSERT_EQ(r.status, 0) << r.err;
+  bool caught = false;
+  for (const auto& p : rtcount::read_reports(c.dir)) {
+    if (p.comm != "rackd-chaos") continue;
+    for (const auto& t : p.threads) {
+      EXPECT_GE(t.allocs, 1u);
+      EXPECT_GE(t.syscalls, 1u);
+      EXPECT_TRUE(t.saw_syscall(1)) << "write(2) is syscall 1 on x86_64";
+      caught = caught || (t.allocs && t.syscalls);
+    }
+  }
+  EXPECT_TRUE(caught) << rtcount::summary(rtcount::read_reports(c.dir), true);
+  expect_clean(c.dir, {"rackd", "rackd-capture"});
+}
+
+}  // namespace
+}  // namespace rackd::test
