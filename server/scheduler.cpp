@@ -105,7 +105,10 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
   n.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
   n.in->request.store(cycle, std::memory_order_release);
   shm::futex_wake(n.in->request, 1);
-  n.in->busy_since_ns.store(cycle_start, std::memory_order_relaxed);
+  // Tagged with the generation checked above: if the supervisor replaced the
+  // process meanwhile, it sees a stamp of the old one and ignores it.
+  n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
+  n.in->busy_since_ns.store(cycle_start, std::memory_order_release);
   n.sent = cycle;
   n.sent_valid = true;
   n.waiting = true;

@@ -196,7 +196,9 @@ void Supervisor::check_hung(uint32_t slot, uint64_t now) {
   Child& c = children_[slot];
   if (c.pid <= 0 || c.report.state != ModuleState::kRunning || c.hang_killed) return;
   const shm::ModuleIn& in = segment_.module_in(slot);
-  const uint64_t since = in.busy_since_ns.load(std::memory_order_relaxed);
+  uint64_t since = in.busy_since_ns.load(std::memory_order_acquire);
+  if (in.busy_generation.load(std::memory_order_relaxed) != in.generation.load(std::memory_order_relaxed))
+    since = 0;  // a stamp for a process that is gone
   const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
   // A running module whose readiness word no longer matches broke the
   // protocol (scribbled over its control page): it gets no more cycles, so

@@ -124,6 +124,7 @@ struct alignas(kPage) ModuleIn {
   std::atomic<uint32_t> bypassed{0};   // 1: output replaced by input (server-level)
   std::atomic<uint32_t> mute_reason{0};
   std::atomic<uint64_t> busy_since_ns{0};   // CLOCK_MONOTONIC when the oldest unfinished request was sent; 0: idle
+  std::atomic<uint32_t> busy_generation{0}; // process generation busy_since_ns refers to
   std::atomic<uint64_t> first_good_ns{0};   // first good block of the current process generation
 
   alignas(kCacheLine) std::atomic<uint32_t> param_epoch{0};  // bumped after any value write
