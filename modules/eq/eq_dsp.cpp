@@ -35,12 +35,13 @@
 // the matrices change slowly (one small glide step per segment); the test
 // suite also checks random jumps across the whole parameter range.
 //
-// Speed: the SVF runs in its equivalent state-space form (9 coefficients,
-// x -> y is one multiply-add, so a cascade of bands pipelines well), in double
-// precision with a channel pair in one vector register. Bands run in chunks of
-// up to four per pass over the segment, so the states of a chunk stay in
-// registers. Idle bands (off and faded out) cost nothing; static bands do no
-// interpolation.
+// Speed: the SVF runs in an equivalent state-space form (6 coefficients, the
+// same integrator states; x -> y is one multiply-add, so a cascade of bands
+// pipelines well), in double precision with a channel pair in one vector
+// register. Bands run in chunks of up to four (two while interpolating) per
+// pass over the segment, so a chunk's states and ramps stay in registers. Idle
+// bands (off and faded out) cost nothing; when nothing moves in a segment, no
+// band interpolates.
 //
 // Denormals: the module thread runs with FTZ/DAZ, and the kernels do not rely
 // on it: input float denormals are read as zero (bit test, no FP assist),

@@ -54,6 +54,7 @@ struct Convolver::Impl {
   FloatBuffer head_acc;               // [4][stride]
   FloatBuffer head_time;              // [2 * block]
   FloatBuffer head_y;                 // [set 2][ear 2][block]
+  FloatBuffer head_scratch;           // FftPair scratch, audio thread only
   std::vector<const float*> xs, hs;   // MAC operand lists, count * inputs
   uint32_t fdl_pos = 0;               // FDL entry of the current block
   std::unique_ptr<detail::TailEngine> tail;
@@ -91,7 +92,7 @@ struct Convolver::Impl {
     detail::mac_pairs(lv.part, lv.stride, xs.data(), hs.data(), pairs, head_acc.data(), false);
     for (uint32_t e = 0; e < 2; ++e) {
       float* a = head_acc.data() + 2 * e * static_cast<size_t>(lv.stride);
-      ffts[0].inverse(a, a + lv.stride, head_time.data());
+      ffts[0].inverse(a, a + lv.stride, head_scratch.data(), head_time.data());
       std::memcpy(y + e * lv.part, head_time.data() + lv.part, lv.part * sizeof(float));
     }
   }
@@ -137,6 +138,7 @@ void Convolver::setup(const ConvolverConfig& config) {
   m->head_acc = FloatBuffer(4 * static_cast<size_t>(h.stride));
   m->head_time = FloatBuffer(2 * static_cast<size_t>(h.part));
   m->head_y = FloatBuffer(4 * static_cast<size_t>(h.part));
+  m->head_scratch = FloatBuffer(detail::fft_scratch_floats(h.part));
   m->xs.resize(h.count * inputs);
   m->hs.resize(h.count * inputs);
   m->fade.start.assign(m->levels.size(), 0);
@@ -184,6 +186,7 @@ std::unique_ptr<FilterSet> Convolver::prepare(
     set->used_.push_back(0);
     set->levels_.emplace_back(static_cast<size_t>(lv.count) * inputs * 4 * lv.stride);
     FloatBuffer time(2 * static_cast<size_t>(lv.part));
+    FloatBuffer scratch(detail::fft_scratch_floats(lv.part));
     const float scale = 1.0f / (2.0f * static_cast<float>(lv.part));  // unnormalised FFTs
     for (uint32_t j = 0; j < lv.count; ++j) {
       const size_t begin = lv.offset + static_cast<size_t>(j) * lv.part;
@@ -200,7 +203,7 @@ std::unique_ptr<FilterSet> Convolver::prepare(
           if (!nonzero) continue;  // the buffer is already zero
           set->used_[k] = std::max(set->used_[k], j + 1);
           float* re = spec + 2 * e * static_cast<size_t>(lv.stride);
-          m.ffts[k].forward(time.data(), re, re + lv.stride);
+          m.ffts[k].forward(time.data(), scratch.data(), re, re + lv.stride);
         }
       }
     }
@@ -263,7 +266,7 @@ void Convolver::process(const float* const* in, float* const* out) noexcept {
     std::memcpy(window, window + block, block * sizeof(float));
     std::memcpy(window + block, in[i], block * sizeof(float));
     float* x = entry + i * spec;
-    m.ffts[0].forward(window, x, x + lv.stride);
+    m.ffts[0].forward(window, m.head_scratch.data(), x, x + lv.stride);
   }
   m.tail->write_input(in, m.now);
 

@@ -43,6 +43,9 @@ class FloatBuffer {
 // alignment of the planning arrays; the kernel loads 16 bins at a time).
 constexpr uint32_t spectrum_stride(uint32_t part) { return (part + 1 + 15) & ~15u; }
 
+// Floats in an FftPair scratch buffer for `part`.
+constexpr size_t fft_scratch_floats(uint32_t part) { return 2 * static_cast<size_t>(spectrum_stride(part)); }
+
 // One uniformly partitioned level: filter taps [offset, offset + count * part)
 // in partitions of `part` frames, FFT size 2 * part (overlap-save). Level 0 is
 // the head (part = block, offset 0, on the audio thread); level k >= 1 has
@@ -60,33 +63,36 @@ struct Level {
 // single uniform level; long ones grow the partition by 4 per level up to 8192.
 std::vector<Level> make_levels(uint32_t inputs, uint32_t block, uint32_t max_frames);
 
-// r2c and c2r plans of size 2 * part on split (re/im) arrays, unnormalised.
-// Made with FFTW_MEASURE under a process-wide lock (the FFTW planner is not
-// thread-safe); executed with the new-array functions, which are.
+// r2c and c2r plans of size 2 * part, unnormalised. FFTW's SIMD real
+// transforms want interleaved complex data (split arrays run ~1.5x slower), so
+// the plans are interleaved and forward()/inverse() convert to and from the
+// split layout the MAC kernel uses, through a caller-owned scratch of
+// 2 * (part + 1) floats (the head, every tail level and prepare() each own one,
+// so a plan runs on several threads at once). Plans are made with
+// FFTW_MEASURE under a process-wide lock (the FFTW planner is not
+// thread-safe); the new-array execute functions are.
 class FftPair {
  public:
   FftPair() = default;
   explicit FftPair(uint32_t part);
-  FftPair(FftPair&& o) noexcept : fwd_(o.fwd_), inv_(o.inv_) { o.fwd_ = o.inv_ = nullptr; }
+  FftPair(FftPair&& o) noexcept : fwd_(o.fwd_), inv_(o.inv_), part_(o.part_) { o.fwd_ = o.inv_ = nullptr; }
   FftPair& operator=(FftPair&& o) noexcept {
     std::swap(fwd_, o.fwd_);
     std::swap(inv_, o.inv_);
+    std::swap(part_, o.part_);
     return *this;
   }
   FftPair(const FftPair&) = delete;
   ~FftPair();
-  // [any] time[2P] -> re/im[P+1]
-  void forward(float* time, float* re, float* im) const noexcept RACKD_RT {
-    fftwf_execute_split_dft_r2c(fwd_, time, re, im);
-  }
-  // [any] re/im[P+1] -> time[2P]; destroys re/im.
-  void inverse(float* re, float* im, float* time) const noexcept RACKD_RT {
-    fftwf_execute_split_dft_c2r(inv_, re, im, time);
-  }
+  // [any] time[2P] -> re/im[P+1]; time is kept.
+  void forward(float* time, float* scratch, float* re, float* im) const noexcept RACKD_RT;
+  // [any] re/im[P+1] -> time[2P].
+  void inverse(const float* re, const float* im, float* scratch, float* time) const noexcept RACKD_RT;
 
  private:
   fftwf_plan fwd_ = nullptr;
   fftwf_plan inv_ = nullptr;
+  uint32_t part_ = 0;
 };
 
 // [any] acc (+)= sum over p of x[p] * h[p], split complex over bins [0, part].

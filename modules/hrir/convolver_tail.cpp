@@ -35,6 +35,16 @@ void futex_wake(std::atomic<uint32_t>& word) noexcept {
           nullptr, 0);
 }
 
+// Pause between polls of a counter the other thread is about to bump.
+constexpr int kSpins = 4000;  // a few microseconds
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 // Chunk counters count up forever and wrap; "a is past b" survives the wrap.
 bool reached(uint32_t count, uint32_t needed) noexcept {
   return static_cast<int32_t>(count - needed) >= 0;
@@ -59,6 +69,7 @@ struct TailEngine::LevelState {
   FloatBuffer fdl;   // [count][inputs][re|im][stride]: input spectra, helper only
   FloatBuffer acc;   // [set 2][4][stride], helper only
   FloatBuffer time;  // [2P]: FFT input and inverse output, helper only
+  FloatBuffer scratch;  // FftPair scratch, helper only
   FloatBuffer y;     // [slot][set 2][ear 2][P]: results, helper writes, audio reads
   std::vector<Slot> slots;
   std::vector<const float*> xs, hs;  // MAC operand lists, helper only
@@ -101,6 +112,7 @@ void TailEngine::setup(const std::vector<Level>& levels, uint32_t inputs, uint32
     l->fdl = FloatBuffer(static_cast<size_t>(lv.count) * inputs * 2 * lv.stride);
     l->acc = FloatBuffer(2 * 4 * static_cast<size_t>(lv.stride));
     l->time = FloatBuffer(2 * static_cast<size_t>(lv.part));
+    l->scratch = FloatBuffer(fft_scratch_floats(lv.part));
     l->y = FloatBuffer(static_cast<size_t>(l->slots_n) * 4 * lv.part);
     l->slots.resize(l->slots_n);
     l->xs.resize(inputs);
@@ -147,7 +159,12 @@ void TailEngine::add_output(uint64_t t, float* const* out) noexcept {
     const uint32_t off = static_cast<uint32_t>(rel - c * l.lv.part);
     const uint32_t need = static_cast<uint32_t>(c + 1);
     if (!reached(l.done.load(std::memory_order_acquire), need)) {
-      // Late: wait for this one chunk (see the header for the bound).
+      // Late: wait for this one chunk (see the header for the bound). Spin
+      // briefly first: the rest of a job is often shorter than a futex round trip.
+      for (int spin = 0; spin < kSpins && !reached(l.done.load(std::memory_order_acquire), need);
+           ++spin) {
+        cpu_relax();
+      }
       audio_waiting_.store(1);
       for (;;) {
         const uint32_t d = l.done.load();
@@ -233,7 +250,7 @@ bool TailEngine::step(LevelState& l) noexcept {
     std::memcpy(l.time.data(), src + begin, first * sizeof(float));
     std::memcpy(l.time.data() + first, src, (2 * lv.part - first) * sizeof(float));
     float* x = l.fdl.data() + (static_cast<size_t>(entry) * inputs_ + st) * spec;
-    l.fft.forward(l.time.data(), x, x + lv.stride);
+    l.fft.forward(l.time.data(), l.scratch.data(), x, x + lv.stride);
     return false;
   }
   if (st < inputs_ + parts) {
@@ -261,7 +278,7 @@ bool TailEngine::step(LevelState& l) noexcept {
     float* acc = l.acc.data() + si * 4 * static_cast<size_t>(lv.stride);
     for (uint32_t e = 0; e < 2; ++e) {
       float* a = acc + 2 * e * static_cast<size_t>(lv.stride);
-      l.fft.inverse(a, a + lv.stride, l.time.data());
+      l.fft.inverse(a, a + lv.stride, l.scratch.data(), l.time.data());
       std::memcpy(l.y_of(slot, si, e), l.time.data() + lv.part, lv.part * sizeof(float));
     }
   }
