@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "control/control_server.hpp"
+#include "control/osc_map.hpp"
 #include "server/drivers.hpp"
 #include "server/server.hpp"
 #include "shm/futex.hpp"
@@ -184,9 +186,31 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   const char* why = nullptr;
   if (!try_lock_memory(&why)) std::fprintf(stderr, "rackd: warning: mlockall refused (%s)\n", why);
 
+  control::load_osc_map(patch);  // a bad [osc.map] refuses the patch before anything starts
   Server server(patch, cfg, module_directory());
   server.start(std::chrono::seconds(5));
   state.engine = &server.engine();
+
+  std::unique_ptr<control::ControlServer> osc;
+  if (opt.osc_port >= 0) {
+    control::ServerHooks hooks;
+    hooks.rate_hz = cfg.rate_hz;
+    hooks.block_frames = cfg.block_frames;
+    hooks.cycles = [&server] { return server.engine().cycles(); };
+    hooks.xruns = [&state] { return state.xruns.load(std::memory_order_relaxed); };
+    hooks.restart = [&server](uint32_t slot, std::string& why) { return server.supervisor().restart(slot, why); };
+    control::ControlOptions o;
+    o.port = static_cast<uint16_t>(opt.osc_port);
+    o.bind_addr = opt.osc_bind;
+    o.feedback_port = static_cast<uint16_t>(opt.osc_feedback);
+    osc = std::make_unique<control::ControlServer>(server.engine().segment(), server.engine().patch(), hooks, o);
+    try {
+      osc->start();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "rackd: %s\n", e.what());
+      return 1;
+    }
+  }
 
   PaStream* stream = nullptr;
   PaError e = Pa_OpenStream(&stream, state.device_in ? &in_p : nullptr, &out_p, cfg.rate_hz, cfg.block_frames,
@@ -202,9 +226,10 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     Pa_CloseStream(stream);
     return 1;
   }
-  std::fprintf(stderr, "rackd: playing %s on \"%s\" at %u Hz, block %u, %u in / %u out; segment %s\n",
+  std::fprintf(stderr, "rackd: playing %s on \"%s\" at %u Hz, block %u, %u in / %u out; segment %s; OSC %s\n",
                patch.path.c_str(), full_name(dev).c_str(), cfg.rate_hz, cfg.block_frames, state.device_in,
-               cfg.output_channels, server.engine().segment().name().c_str());
+               cfg.output_channels, server.engine().segment().name().c_str(),
+               osc ? (opt.osc_bind + ":" + std::to_string(osc->port())).c_str() : "off");
 
   const uint64_t t_end = opt.duration_s > 0 ? shm::now_ns() + static_cast<uint64_t>(opt.duration_s * 1e9) : 0;
   int rc = 0;
@@ -217,6 +242,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  if (osc) osc->stop();
   Pa_StopStream(stream);
   Pa_CloseStream(stream);
   server.stop();

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/events.hpp"
 #include "server/audio_file.hpp"
 #include "server/drivers.hpp"
 #include "server/server.hpp"
@@ -43,9 +44,14 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   cfg.offline_timeout_ns = static_cast<uint64_t>(opt.module_timeout_s * 1e9);
   cfg.rt_priority = 0;  // offline: fast, not real-time; never starve the machine
 
+  // Timed parameter changes are validated against the patch before anything starts.
+  std::vector<control::Event> events;
+  if (!opt.events.empty()) events = control::load_events(opt.events, patch);
+
   AudioWriter writer(opt.out, out_format);
   Server server(patch, cfg, module_directory());
   server.start(std::chrono::seconds(10));
+  control::EventPlayer player(server.engine().segment(), std::move(events), cfg.rate_hz, cfg.block_frames);
 
   const uint32_t block = cfg.block_frames;
   const uint32_t file_ch = reader ? reader->format().channels : 0;
@@ -74,6 +80,7 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
           for (uint32_t c = 0; c < file_ch; ++c)
             std::fill(in_buf[c].begin() + got, in_buf[c].end(), 0.0f);
         }
+        player.apply_due(done);  // in effect from this block on
         {
           RtScope rt;
           server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());

@@ -16,6 +16,9 @@ struct LiveOptions {
   uint32_t block_frames = 0;         // 0: the patch's
   double duration_s = 0;             // 0: until SIGINT/SIGTERM
   int rt_priority = 5;               // SCHED_FIFO priority of module processes
+  int osc_port = 9000;               // control plane (control::kDefaultOscPort); -1: no OSC
+  std::string osc_bind = "127.0.0.1";
+  int osc_feedback = 0;              // [osc.map] feedback port; 0: the sender's
 };
 
 struct RenderOptions {
@@ -25,6 +28,7 @@ struct RenderOptions {
   uint32_t rate_hz = 0;              // without --in; 0: the patch's
   uint32_t block_frames = 0;         // 0: the patch's
   double module_timeout_s = 2.0;     // a module slower than this has its block replaced
+  std::string events;                // timed parameter changes (control/events.hpp)
 };
 
 // Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.

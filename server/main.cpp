@@ -24,12 +24,12 @@ using namespace rackd::server;
 
 constexpr const char* kUsage = R"(usage:
   rackd run PATCH [--device NAME] [--block FRAMES] [--rate HZ] [--duration SECONDS]
-                  [--rt-priority N]
+                  [--rt-priority N] [--osc-port PORT] [--osc-bind ADDR] [--osc-feedback PORT]
       Play PATCH live on a PortAudio device (default: the default output
       device). Stops on SIGINT/SIGTERM (or after --duration) and prints one
       JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
-                     [--block FRAMES] [--module-timeout SECONDS]
+                     [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
       Run the same module processes offline, as fast as the graph allows. IN is
       the device input the patch sees; OUT keeps IN's rate and sample format
       (without --in: --duration is required, format by extension: .wav float,
@@ -44,6 +44,10 @@ constexpr const char* kUsage = R"(usage:
   --block FRAMES      frames per cycle (default: the patch's [server] block, 128)
   --rate HZ           sample rate (default: the patch's [server] rate, 48000)
   --rt-priority N     SCHED_FIFO priority of module processes (default 5; 0: none)
+  --osc-port PORT     OSC control port, UDP (default 9000; 0: any free port; -1: no OSC)
+  --osc-bind ADDR     address the OSC socket binds (default 127.0.0.1: this machine only)
+  --osc-feedback PORT where [osc.map] controllers get values back (default: the sender's port)
+  --events FILE       render: timed parameter changes, lines "<seconds> /<module>/<param> <values>"
 
 Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure, 130 interrupted.
 )";
@@ -149,7 +153,8 @@ int main(int argc, char** argv) {
       print_graph(p);
       return 0;
     } else if (cmd == "run") {
-      Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority"});
+      Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority",
+                                          "--osc-port", "--osc-bind", "--osc-feedback"});
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
       for (const auto& [k, v] : a.options) {
@@ -158,10 +163,14 @@ int main(int argc, char** argv) {
         if (k == "--rate") o.rate_hz = static_cast<uint32_t>(to_number(k, v, 8000, 384000));
         if (k == "--duration") o.duration_s = to_number(k, v, 0, 1e9);
         if (k == "--rt-priority") o.rt_priority = static_cast<int>(to_number(k, v, 0, 99));
+        if (k == "--osc-port") o.osc_port = static_cast<int>(to_number(k, v, -1, 65535));
+        if (k == "--osc-bind") o.osc_bind = v;
+        if (k == "--osc-feedback") o.osc_feedback = static_cast<int>(to_number(k, v, 0, 65535));
       }
       return run_live(p, o);
     } else if (cmd == "render") {
-      Args a = parse_args(argc, argv, 2, {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout"});
+      Args a = parse_args(argc, argv, 2,
+                          {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout", "--events"});
       Patch p = load_or_exit(a, "render");
       RenderOptions o;
       for (const auto& [k, v] : a.options) {
@@ -171,10 +180,14 @@ int main(int argc, char** argv) {
         if (k == "--rate") o.rate_hz = static_cast<uint32_t>(to_number(k, v, 8000, 384000));
         if (k == "--block") o.block_frames = static_cast<uint32_t>(to_number(k, v, 16, 4096));
         if (k == "--module-timeout") o.module_timeout_s = to_number(k, v, 0.001, 3600);
+        if (k == "--events") o.events = v;
       }
       if (o.out.empty()) usage_error("render needs --out FILE");
       return run_render(p, o);
     }
+  } catch (const PatchError& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "rackd: %s\n", e.what());
     return 1;

@@ -18,3 +18,4 @@ add_dependencies(control_test rackctl)
 # Integration (needs rackd with --osc-port/--events wired; see control/README.md).
 rackd_integration(control_integration_test control ${CMAKE_CURRENT_LIST_DIR}/rackd_osc_it.cpp)
 add_dependencies(control_integration_test rackctl)
+target_link_libraries(control_integration_test PRIVATE rackd_control)

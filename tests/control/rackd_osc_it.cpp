@@ -82,7 +82,7 @@ TEST_F(ControlLive, RackctlRoundTripsAndTheSocketIsLoopbackOnly) {
   Result e = rackctl({"set", "/p3/gain_db", "99"});
   EXPECT_EQ(e.status, 1);
   EXPECT_NE(e.err.find("out of range"), std::string::npos) << e.err;
-  Result ss = run({"ss", "-ulnp"});
+  Result ss = run({"/usr/bin/ss", "-ulnp"});
   const std::string port = ":" + std::to_string(kPort);
   EXPECT_NE(ss.out.find("127.0.0.1" + port), std::string::npos) << ss.out;
   EXPECT_EQ(ss.out.find("0.0.0.0" + port), std::string::npos) << ss.out;

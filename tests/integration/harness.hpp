@@ -75,7 +75,7 @@ class DummyJack {
 // Sound files (libsndfile). Samples planar, as float.
 struct Audio {
   int rate = 48000;
-  int format = 0;
+  int format = 0x010006;  // SF_FORMAT_WAV | SF_FORMAT_FLOAT unless set
   std::vector<std::vector<float>> ch;
   size_t frames() const { return ch.empty() ? 0 : ch[0].size(); }
 };
