@@ -44,7 +44,8 @@ constexpr const char* kUsage = R"(usage:
   --block FRAMES      frames per cycle (default: the patch's [server] block, 128)
   --rate HZ           sample rate (default: the patch's [server] rate, 48000)
   --rt-priority N     SCHED_FIFO priority of module processes (default 5; 0: none)
-  --osc-port PORT     OSC control port, UDP (default 9000; 0: any free port; -1: no OSC)
+  --osc-port PORT     OSC control port, UDP (default 9000, or $RACKD_OSC_PORT; 0: any free port;
+                      -1: no OSC)
   --osc-bind ADDR     address the OSC socket binds (default 127.0.0.1: this machine only)
   --osc-feedback PORT where [osc.map] controllers get values back (default: the sender's port)
   --events FILE       render: timed parameter changes, lines "<seconds> /<module>/<param> <values>"
@@ -157,6 +158,9 @@ int main(int argc, char** argv) {
                                           "--osc-port", "--osc-bind", "--osc-feedback"});
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
+      // $RACKD_OSC_PORT changes the default port (tests give each rackd a free one).
+      if (const char* env = std::getenv("RACKD_OSC_PORT"); env && *env)
+        o.osc_port = static_cast<int>(to_number("RACKD_OSC_PORT", env, -1, 65535));
       for (const auto& [k, v] : a.options) {
         if (k == "--device") o.device = v;
         if (k == "--block") o.block_frames = static_cast<uint32_t>(to_number(k, v, 16, 4096));

@@ -99,7 +99,8 @@ class ControlServerTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
   }
   void start(ControlOptions o = {}) {
-    o.port = o.port ? o.port : 0;
+    // Tests run in parallel: unless a test picked a port, take any free one.
+    if (o.port == kDefaultOscPort) o.port = 0;
     server_ = std::make_unique<ControlServer>(*rig_->segment, rig_->patch, hooks_, o);
     server_->start();
   }

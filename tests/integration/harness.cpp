@@ -56,6 +56,9 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   a.push_back(nullptr);
   std::vector<std::string> e_store;
   for (char** e = environ; *e; ++e) e_store.emplace_back(*e);
+  // Every rackd started by a test takes any free OSC port unless the test says
+  // otherwise, so tests (and a rackd the developer is running) never collide.
+  e_store.emplace_back("RACKD_OSC_PORT=0");
   for (const auto& kv : env) e_store.push_back(kv);
   std::vector<char*> e;
   for (auto& s : e_store) e.push_back(s.data());

@@ -51,7 +51,7 @@ TEST_F(LiveRun, ToneOnDummyJackPlaysTenSecondsAndLeavesNothingBehind) {
   record_xruns(json, before, jack_->log());
   // The device ran the whole time: 48000 / 128 = 375 cycles a second.
   EXPECT_NEAR(json_number(json, "", "cycles"), 3750, 375) << json;
-  EXPECT_EQ(json_string(json, "tone", "state"), "running") << json;
+  EXPECT_EQ(json_string(json, "tone", "state"), "running") << json << "\n" << p.err();
   EXPECT_EQ(json_number(json, "tone", "restarts"), 0) << json;
   EXPECT_NE(p.err().find("JACK"), std::string::npos) << p.err();
   EXPECT_FALSE(segment_exists_for(p.pid()));
