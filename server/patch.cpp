@@ -404,7 +404,8 @@ void PatchParser::parse_config(const PatchModule& m, const ConfigSpec& c, const 
       const std::string& value = n.as_string()->get();
       if (value.empty()) fail(line, who + " must not be empty");
       if (value.find('\0') != std::string::npos) fail(line, who + " contains a NUL character");
-      config.insert_or_assign(c.name, absolute_path(value, line));
+      // "default" names the module's built-in file (e.g. the system HRTF set).
+      if (value != "default") config.insert_or_assign(c.name, absolute_path(value, line));
       return;
     }
     case ConfigKind::kInt: {

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "shm/rt.hpp"
+// FilterSet is complete here, so callers can own and delete prepared sets.
+#include "modules/hrir/convolver_parts.hpp"
 
 namespace rackd::hrir {
 

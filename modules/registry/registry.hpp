@@ -18,7 +18,7 @@ namespace rackd::registry {
 
 enum class ConfigKind {
   kString,  // free text
-  kPath,    // file path; the server resolves it against the patch's folder
+  kPath,    // file path; the server resolves it against the patch's folder ("default" stays as is)
   kInt,
   kFloat,   // integers are accepted too
   kBool,
