@@ -82,10 +82,26 @@ struct LiveState {
   std::atomic<uint64_t> xruns{0};
   std::atomic<uint64_t> overruns{0};
   std::atomic<uint64_t> wrong_size{0};
-  // Callback durations in microseconds, by power of two (bucket k: < 2^k us).
-  std::atomic<uint64_t> hist[16] = {};
+  // Callback durations: one bucket per microsecond up to kHistUs, the last
+  // bucket holds everything longer. Preallocated; only the callback writes.
+  static constexpr uint32_t kHistUs = 20000;
+  std::vector<uint32_t> hist_us = std::vector<uint32_t>(kHistUs + 1, 0);
   std::atomic<uint64_t> max_ns{0};
 };
+
+// [control] Percentile q (0..1) of the callback durations, in microseconds.
+double percentile_us(const std::vector<uint32_t>& hist, double q) {
+  uint64_t total = 0;
+  for (uint32_t n : hist) total += n;
+  if (total == 0) return 0;
+  const uint64_t want = static_cast<uint64_t>(q * static_cast<double>(total - 1)) + 1;
+  uint64_t seen = 0;
+  for (std::size_t us = 0; us < hist.size(); ++us) {
+    seen += hist[us];
+    if (seen >= want) return static_cast<double>(us);
+  }
+  return static_cast<double>(hist.size() - 1);
+}
 
 // [rt] The device callback.
 int callback(const void* input, void* output, unsigned long frames, const PaStreamCallbackTimeInfo*,
@@ -108,9 +124,8 @@ int callback(const void* input, void* output, unsigned long frames, const PaStre
   const uint64_t dt = shm::now_ns() - t0;
   if (dt > s->period_ns) s->overruns.fetch_add(1, std::memory_order_relaxed);
   if (dt > s->max_ns.load(std::memory_order_relaxed)) s->max_ns.store(dt, std::memory_order_relaxed);
-  uint32_t k = 0;
-  for (uint64_t us = dt / 1000; us > 0 && k < 15; us >>= 1) ++k;
-  s->hist[k].fetch_add(1, std::memory_order_relaxed);
+  const uint64_t us = dt / 1000;
+  ++s->hist_us[us < LiveState::kHistUs ? us : LiveState::kHistUs];
   return paContinue;
 }
 
@@ -246,14 +261,13 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   Pa_StopStream(stream);
   Pa_CloseStream(stream);
   server.stop();
-  std::string hist = "[";
-  for (int k = 0; k < 16; ++k) hist += (k ? "," : "") + std::to_string(state.hist[k].load());
-  hist += "]";
+  // Read after the stream stopped: the callback no longer writes the histogram.
   char extra[512];
   std::snprintf(extra, sizeof extra,
-                "\"overruns\":%llu,\"cycle_max_us\":%.1f,\"cycle_us_log2_hist\":%s,\"rate\":%u,\"block\":%u,",
-                static_cast<unsigned long long>(state.overruns.load()), state.max_ns.load() / 1e3, hist.c_str(),
-                cfg.rate_hz, cfg.block_frames);
+                "\"overruns\":%llu,\"cycle_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.1f},\"rate\":%u,"
+                "\"block\":%u,",
+                static_cast<unsigned long long>(state.overruns.load()), percentile_us(state.hist_us, 0.5),
+                percentile_us(state.hist_us, 0.99), state.max_ns.load() / 1e3, cfg.rate_hz, cfg.block_frames);
   std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), extra).c_str());
   std::fflush(stdout);
   return rc;

@@ -20,19 +20,12 @@ void copy_name(char (&dst)[shm::kNameBytes], const std::string& src) {
 
 Engine::Engine(const Patch& patch, const EngineConfig& config) : patch_(patch), config_(config) {
   if (patch_.modules.size() > shm::kMaxModules) throw std::runtime_error("too many modules");
-  shm::SegmentPlan plan;
-  plan.rate_hz = config_.rate_hz;
-  plan.block_frames = config_.block_frames;
-  plan.rt_priority = config_.rt_priority;
-  plan.module_count = static_cast<uint32_t>(patch_.modules.size());
-  plan.buses.push_back({config_.input_channels, shm::kNoBus});
-  for (uint32_t i = 0; i < plan.module_count; ++i)
-    plan.buses.push_back({patch_.modules[i].out_channels, i});
-
+  const shm::SegmentPlan plan =
+      plan_for(patch_, config_.rate_hz, config_.block_frames, config_.input_channels, config_.rt_priority);
   shm::remove_stale_segments(getuid());
   segment_ = shm::Segment::create(shm::segment_name(getuid(), getpid()), plan);
   for (uint32_t b = 0; b < segment_->bus_count(); ++b) rings_.push_back(segment_->ring(b));
-  write_module_slots();
+  write_module_slots(*segment_, patch_);
 
   uint32_t max_depth = 0;
   for (const auto& m : patch_.modules) max_depth = std::max(max_depth, m.depth);
@@ -64,10 +57,22 @@ Engine::Engine(const Patch& patch, const EngineConfig& config) : patch_(patch), 
 
 Engine::~Engine() = default;
 
-void Engine::write_module_slots() {
-  for (uint32_t i = 0; i < patch_.modules.size(); ++i) {
-    const PatchModule& m = patch_.modules[i];
-    shm::ModuleIn& in = segment_->module_in(i);
+shm::SegmentPlan plan_for(const Patch& patch, uint32_t rate_hz, uint32_t block_frames, uint32_t input_channels,
+                          uint32_t rt_priority) {
+  shm::SegmentPlan plan;
+  plan.rate_hz = rate_hz;
+  plan.block_frames = block_frames;
+  plan.rt_priority = rt_priority;
+  plan.module_count = static_cast<uint32_t>(patch.modules.size());
+  plan.buses.push_back({input_channels, shm::kNoBus});
+  for (uint32_t i = 0; i < plan.module_count; ++i) plan.buses.push_back({patch.modules[i].out_channels, i});
+  return plan;
+}
+
+void write_module_slots(shm::Segment& segment, const Patch& patch) {
+  for (uint32_t i = 0; i < patch.modules.size(); ++i) {
+    const PatchModule& m = patch.modules[i];
+    shm::ModuleIn& in = segment.module_in(i);
     copy_name(in.name, m.name);
     copy_name(in.type, m.type);
     in.in_channels = m.in_channels;

@@ -78,6 +78,16 @@ struct EngineStats {
   uint64_t mix_nonfinite = 0;        // samples scrubbed by the safety stage
 };
 
+// [setup] The segment layout a patch needs (bus 0: device input; bus k: the
+// output of module k-1).
+shm::SegmentPlan plan_for(const Patch& patch, uint32_t rate_hz, uint32_t block_frames, uint32_t input_channels,
+                          uint32_t rt_priority);
+
+// [setup] Writes every module's identity, channel counts, parameter slots
+// (ranges and initial values) and config into a fresh segment laid out by
+// plan_for(). Throws std::runtime_error.
+void write_module_slots(shm::Segment& segment, const Patch& patch);
+
 class Engine {
  public:
   // [setup] Creates the segment (named for this uid and pid) and writes every
@@ -98,7 +108,6 @@ class Engine {
   uint64_t mix_nonfinite() const noexcept { return mix_nonfinite_.load(std::memory_order_relaxed); }
 
  private:
-  void write_module_slots();
   bool usable(const Node& n, uint32_t& generation) const noexcept RACKD_RT;
   void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
   void complete(Node& n, uint32_t cycle) noexcept RACKD_RT;

@@ -199,6 +199,10 @@ void Supervisor::check_hung(uint32_t slot, uint64_t now) {
   uint64_t since = in.busy_since_ns.load(std::memory_order_acquire);
   if (in.busy_generation.load(std::memory_order_relaxed) != in.generation.load(std::memory_order_relaxed))
     since = 0;  // a stamp for a process that is gone
+  // The stamp is cleared when the scheduler sees the block done; a module that
+  // finished late, while the device itself stalled, has answered all the same.
+  if (segment_.module_out(slot).done.load(std::memory_order_acquire) == in.request.load(std::memory_order_acquire) + 1)
+    since = 0;
   const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
   // A running module whose readiness word no longer matches broke the
   // protocol (scribbled over its control page): it gets no more cycles, so

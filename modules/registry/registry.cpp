@@ -92,7 +92,7 @@ TypeSpec chaos_type() {
 }  // namespace
 
 const std::vector<TypeSpec>& all_types() {
-  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type(), eq_type(), chaos_type()};
+  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type(), eq_type(), hrir_type(), chaos_type()};
   return types;
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "server/engine.hpp"
 #include "server/patch.hpp"
 #include "shm/segment.hpp"
 
@@ -55,37 +56,15 @@ inline std::unique_ptr<Rig> make_rig(const std::string& text = kTwoModulePatch, 
   static std::atomic<int> counter{0};
   auto rig = std::make_unique<Rig>();
   rig->patch = server::parse_patch(text, path);
-  shm::SegmentPlan plan;
-  plan.rate_hz = rig->patch.rate_hz;
-  plan.block_frames = rig->patch.block_frames;
-  plan.module_count = static_cast<uint32_t>(rig->patch.modules.size());
-  plan.buses.push_back({rig->patch.input_channels, shm::kNoBus});
-  for (uint32_t i = 0; i < plan.module_count; ++i) plan.buses.push_back({rig->patch.modules[i].out_channels, i});
+  const shm::SegmentPlan plan =
+      server::plan_for(rig->patch, rig->patch.rate_hz, rig->patch.block_frames, rig->patch.input_channels, 0);
   const std::string name = "rackd-test-control-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   rig->segment = shm::Segment::create(name, plan);
-  for (uint32_t i = 0; i < plan.module_count; ++i) {
-    const server::PatchModule& m = rig->patch.modules[i];
-    shm::ModuleIn& in = rig->segment->module_in(i);
-    copy_name(in.name, m.name);
-    copy_name(in.type, m.type);
-    in.in_channels = m.in_channels;
-    in.out_channels = m.out_channels;
-    in.flags = m.spec->bypassable ? shm::kFlagBypassable : 0u;
-    in.param_count = static_cast<uint32_t>(m.spec->params.size());
-    for (uint32_t p = 0; p < in.param_count; ++p) {
-      const registry::ParamSpec& ps = m.spec->params[p];
-      shm::ParamSlot& slot = in.params[p];
-      copy_name(slot.name, ps.name);
-      slot.kind = static_cast<uint32_t>(ps.kind);
-      slot.count = ps.count;
-      slot.min = ps.min;
-      slot.max = ps.max;
-      slot.def = ps.def;
-      for (uint32_t k = 0; k < shm::kParamValues; ++k)
-        slot.value[k].store(k < m.params[p].size() ? m.params[p][k] : ps.def, std::memory_order_relaxed);
-    }
-    in.state.store(static_cast<uint32_t>(shm::ModuleState::kRunning), std::memory_order_release);
-  }
+  // The same slots a running server writes; then every module counts as running.
+  server::write_module_slots(*rig->segment, rig->patch);
+  for (uint32_t i = 0; i < plan.module_count; ++i)
+    rig->segment->module_in(i).state.store(static_cast<uint32_t>(shm::ModuleState::kRunning),
+                                           std::memory_order_release);
   return rig;
 }
 

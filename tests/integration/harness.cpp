@@ -1,7 +1,10 @@
 // Integration test harness: processes, dummy JACK, sound files, JSON lookup.
 #include "tests/integration/harness.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sndfile.h>
@@ -14,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <atomic>
+#include <cstring>
 #include <thread>
 
 extern char** environ;
@@ -275,6 +280,73 @@ std::string json_string(const std::string& json, const std::string& module, cons
   at += key.size() + 4;
   return s.substr(at, s.find('"', at) - at);
 }
+
+uint16_t free_udp_port() {
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+namespace {
+// OSC message: address and type tag strings NUL-padded to 4 bytes, then a
+// big-endian float32.
+std::vector<uint8_t> osc_float_message(const std::string& address, float value) {
+  std::vector<uint8_t> m;
+  auto put_string = [&m](const std::string& s) {
+    m.insert(m.end(), s.begin(), s.end());
+    m.push_back(0);
+    while (m.size() % 4) m.push_back(0);
+  };
+  put_string(address);
+  put_string(",f");
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  for (int shift = 24; shift >= 0; shift -= 8) m.push_back(static_cast<uint8_t>(bits >> shift));
+  return m;
+}
+}  // namespace
+
+struct OscTraffic::Impl {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread thread;
+};
+
+OscTraffic::OscTraffic(uint16_t port, std::vector<std::string> addresses, float lo, float hi, int per_second)
+    : impl_(new Impl) {
+  impl_->thread = std::thread([this, port, addresses, lo, hi, per_second] {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto period = std::chrono::nanoseconds(1'000'000'000 / std::max(per_second, 1));
+    auto next = std::chrono::steady_clock::now();
+    for (uint64_t k = 0; !impl_->stop.load(); ++k) {
+      const float v = lo + (hi - lo) * static_cast<float>(k % 101) / 100.0f;
+      const auto msg = osc_float_message(addresses[k % addresses.size()], v);
+      sendto(fd, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+      impl_->sent.fetch_add(1);
+      next += period;
+      std::this_thread::sleep_until(next);
+    }
+    close(fd);
+  });
+}
+
+OscTraffic::~OscTraffic() {
+  impl_->stop.store(true);
+  impl_->thread.join();
+  delete impl_;
+}
+
+uint64_t OscTraffic::sent() const { return impl_->sent.load(); }
 
 bool segment_exists_for(pid_t pid) {
   return fs::exists("/dev/shm/rackd-" + std::to_string(getuid()) + "-" + std::to_string(pid));

@@ -89,6 +89,23 @@ std::vector<int> read_raw_ints(const std::string& path);
 double json_number(const std::string& json, const std::string& module, const std::string& key);
 std::string json_string(const std::string& json, const std::string& module, const std::string& key);
 
+// A UDP port that was free a moment ago (bound to 127.0.0.1:0, then closed).
+uint16_t free_udp_port();
+
+// Sends OSC "set" messages with one float argument to 127.0.0.1:port from its
+// own thread, `per_second` of them, cycling through `addresses` and values
+// between lo and hi, until destroyed. Hand-encoded, so tests need no liblo.
+class OscTraffic {
+ public:
+  OscTraffic(uint16_t port, std::vector<std::string> addresses, float lo, float hi, int per_second);
+  ~OscTraffic();
+  uint64_t sent() const;
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
 

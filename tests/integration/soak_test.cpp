@@ -30,6 +30,19 @@ long fd_count(pid_t pid) {
   return n;
 }
 
+// File descriptors of the server while all `modules` module processes run
+// (during a restart a pidfd is briefly missing).
+long fd_count_steady(pid_t pid, size_t modules) {
+  for (int i = 0; i < 400; ++i) {
+    if (children(pid, "rackd-").size() == modules) {
+      const long n = fd_count(pid);
+      if (children(pid, "rackd-").size() == modules) return n;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return fd_count(pid);
+}
+
 long rss_kb(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -96,10 +109,14 @@ TEST(Soak, KillARandomModuleEveryTwoSeconds) {
   const std::string d = temp_dir();
   std::ofstream(d + "/soak.toml") << kPatch;
   // rackd runs until the test stops it, so the drift is measured while it runs.
-  Process p({bin("rackd"), "run", d + "/soak.toml"}, jack.env());
+  const uint16_t osc_port = free_udp_port();
+  Process p({bin("rackd"), "run", d + "/soak.toml", "--osc-port", std::to_string(osc_port)}, jack.env());
 
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  const long fd0 = fd_count(p.pid());
+  // OSC traffic all along: gain changes on every passthrough, 200 a second.
+  OscTraffic osc(osc_port, {"/p1/gain_db", "/p2/gain_db", "/p3/gain_db", "/p4/gain_db", "/q1/gain_db", "/q2/gain_db"},
+                 -1.0f, 0.0f, 200);
+  const long fd0 = fd_count_steady(p.pid(), 8);
   const long rss0 = rss_kb(p.pid());
   std::mt19937 rng(12345);
   // The victim is the module killed longest ago (random among those never
@@ -130,7 +147,7 @@ TEST(Soak, KillARandomModuleEveryTwoSeconds) {
     }
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  const long fd1 = fd_count(p.pid());
+  const long fd1 = fd_count_steady(p.pid(), 8);
   const long rss1 = rss_kb(p.pid());
   p.signal(SIGTERM);
   ASSERT_EQ(p.wait(std::chrono::seconds(60)), 0) << p.err();
@@ -156,9 +173,9 @@ TEST(Soak, KillARandomModuleEveryTwoSeconds) {
   auto pct = [&](double q) {
     return restart_ms.empty() ? -1.0 : restart_ms[std::min(restart_ms.size() - 1, size_t(q * restart_ms.size()))];
   };
-  std::printf("[ figures  ] %d s, %d kills, %.0f restarts, restart ms p50 %.2f p99 %.2f max %.2f, "
+  std::printf("[ figures  ] %d s, %d kills, %llu OSC messages, %.0f restarts, restart ms p50 %.2f p99 %.2f max %.2f, "
               "xruns %.0f, overruns %.0f, fds %ld -> %ld, rss %ld -> %ld kB\n",
-              seconds, kills, restarts, pct(0.5), pct(0.99), restart_ms.empty() ? -1.0 : restart_ms.back(),
+              seconds, kills, static_cast<unsigned long long>(osc.sent()), restarts, pct(0.5), pct(0.99), restart_ms.empty() ? -1.0 : restart_ms.back(),
               json_number(json, "", "xruns"), json_number(json, "", "overruns"), fd0, fd1, rss0, rss1);
   RecordProperty("kills", kills);
   RecordProperty("restart_ms_p50", std::to_string(pct(0.5)));

@@ -79,14 +79,20 @@ TEST(RealtimeCounters, RenderThroughFourModulesWithARestart) {
   expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
 }
 
-TEST(RealtimeCounters, LiveRunOnDummyJackWithARestart) {
+TEST(RealtimeCounters, LiveRunOnDummyJackWithOscTrafficAndARestart) {
   DummyJack jack(48000, 128);
   ASSERT_TRUE(jack.ready()) << jack.log();
   const Counted c = counted();
   auto env = jack.env();
   for (const auto& e : c.env()) env.push_back(e);
-  Process p({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "4"}, env);
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const uint16_t osc_port = free_udp_port();
+  Process p({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "4", "--osc-port",
+             std::to_string(osc_port)},
+            env);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // OSC traffic while counting: 2,000 parameter changes a second.
+  OscTraffic osc(osc_port, {"/p1/gain_db", "/p2/gain_db", "/p3/gain_db", "/src/gain_db"}, -3.0f, 0.0f, 2000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   auto k = children(p.pid(), "rackd-passthrou");
   ASSERT_FALSE(k.empty());
   kill(k.front(), SIGKILL);
