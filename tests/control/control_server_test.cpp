@@ -177,6 +177,13 @@ TEST_F(ControlServerTest, ControllerFeedbackReachesOscdump) {
   int dump_pid = 0;
   ASSERT_EQ(fscanf(dump, "%d", &dump_pid), 1);
   pclose(dump);
+  // Stopped however the test ends (a failed ASSERT or an exception included).
+  struct KillOnExit {
+    int pid;
+    ~KillOnExit() {
+      if (pid > 0) kill(pid, SIGTERM);
+    }
+  } stop_dump{dump_pid};
   std::this_thread::sleep_for(200ms);
   ControlOptions o;
   o.feedback_port = fb;
@@ -197,7 +204,6 @@ TEST_F(ControlServerTest, ControllerFeedbackReachesOscdump) {
   EXPECT_TRUE(eventually([&] { return gain() == -6.0; }));
   sh("oscsend 127.0.0.1 " + port + " /1/toggle1 f 1");
   EXPECT_TRUE(eventually([&] { return get_param(rig_->segment->module_in(1), 1)[0] == 1.0; }));
-  kill(dump_pid, SIGTERM);
 }
 
 TEST_F(ControlServerTest, MalformedDatagramsGetErrorsAndTheServerKeepsAnswering) {
