@@ -105,6 +105,8 @@ class Engine {
 
   // [any] Cycles run so far.
   uint64_t cycles() const noexcept { return cycles_.load(std::memory_order_relaxed); }
+  // [any] Number of the cycle last started (the value sent in cycle requests).
+  const std::atomic<uint32_t>& cycle_now() const noexcept { return cycle_now_; }
   uint64_t mix_nonfinite() const noexcept { return mix_nonfinite_.load(std::memory_order_relaxed); }
 
  private:
@@ -132,6 +134,7 @@ class Engine {
   uint32_t cycle_ = 1;               // never 0, so a first request always differs
   uint32_t current_ = 0;             // cycle being run (valid inside run_cycle)
   std::atomic<uint64_t> cycles_{0};
+  std::atomic<uint32_t> cycle_now_{0};
   std::atomic<uint64_t> mix_nonfinite_{0};
 };
 

@@ -13,6 +13,7 @@ using shm::ModuleState;
 void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
   const uint32_t cycle = cycle_;
   current_ = cycle;
+  cycle_now_.store(cycle, std::memory_order_relaxed);
   const uint64_t start = shm::now_ns();
   const uint32_t frames = config_.block_frames;
 

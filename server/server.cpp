@@ -16,8 +16,14 @@ SupervisorPolicy policy_for(const EngineConfig& config) {
   SupervisorPolicy p;
   // Live: a module holding a request for 50 ms (about 19 periods at 128/48k)
   // is hung. Offline there is no period: the per-module timeout decides.
-  if (config.offline)
+  if (config.offline) {
     p.hang_after = std::chrono::milliseconds(static_cast<long>(config.offline_timeout_ns / 1'000'000));
+    p.hang_cycles = 1;
+  } else {
+    // As many cycles as fit in hang_after: the device kept running meanwhile.
+    const double period_ms = 1e3 * config.block_frames / config.rate_hz;
+    p.hang_cycles = static_cast<uint32_t>(static_cast<double>(p.hang_after.count()) / period_ms);
+  }
   return p;
 }
 
@@ -25,7 +31,9 @@ SupervisorPolicy policy_for(const EngineConfig& config) {
 
 Server::Server(const Patch& patch, const EngineConfig& config, const std::string& module_dir)
     : engine_(patch, config),
-      supervisor_(engine_.segment(), engine_.patch(), module_dir, policy_for(config)) {}
+      supervisor_(engine_.segment(), engine_.patch(), module_dir, policy_for(config)) {
+  supervisor_.set_cycle_source(&engine_.cycle_now());
+}
 
 Server::~Server() { stop(); }
 

@@ -30,8 +30,11 @@ struct ModuleReport {
 };
 
 struct SupervisorPolicy {
-  // A module with a request outstanding this long is hung: killed and restarted.
+  // A module with a request outstanding this long is hung: killed and restarted,
+  // provided the server ran at least hang_cycles cycles meanwhile (so a stall
+  // of the whole machine, which stops the device too, is not taken for a hang).
   std::chrono::milliseconds hang_after{50};
+  uint32_t hang_cycles = 0;
   // After this many failures within `window`, stop restarting (state "failed").
   std::size_t give_up_after = 5;
   std::chrono::seconds window{30};
@@ -65,6 +68,9 @@ class Supervisor {
   // clean failure history. False (with a reason) while stopping.
   bool restart(uint32_t slot, std::string& error);
 
+  // [setup] Where the supervisor reads the number of the cycle being run.
+  void set_cycle_source(const std::atomic<uint32_t>* cycle) { cycle_source_ = cycle; }
+
   // Restart delay after the k-th failure within the failure window: 0 for the
   // first, then 50 ms doubling, capped at 2 s.
   static std::chrono::milliseconds backoff(std::size_t failures_in_window);
@@ -94,6 +100,7 @@ class Supervisor {
   shm::Segment& segment_;
   std::string module_dir_;
   SupervisorPolicy policy_;
+  const std::atomic<uint32_t>* cycle_source_ = nullptr;
   mutable std::mutex mu_;            // guards children_ between the watcher and readers
   std::vector<Child> children_;
   int epoll_fd_ = -1;
