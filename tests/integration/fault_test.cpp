@@ -130,7 +130,7 @@ TEST_F(LiveFaults, HungModuleIsReplacedKilledAndRestarted) {
   std::printf("[ figures  ] hang: %.0f blocks replaced (%.1f ms), restart_ms %s\n", replaced,
               replaced * 128 / 48.0, json.substr(json.find("restart_ms")).substr(0, 40).c_str());
   EXPECT_LT(replaced, 375) << json;
-  EXPECT_NEAR(json_number(json, "", "cycles"), 1500, 150) << json;
+  expect_device_kept_playing(json_number(json, "", "cycles"), 4);
 }
 
 // Five crashes within 30 s: rackd stops restarting, the slot stays replaced,

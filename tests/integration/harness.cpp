@@ -348,6 +348,13 @@ OscTraffic::~OscTraffic() {
 
 uint64_t OscTraffic::sent() const { return impl_->sent.load(); }
 
+void expect_device_kept_playing(double cycles, double seconds) {
+  const double expected = seconds * 48000.0 / 128.0;
+  ::testing::Test::RecordProperty("cycles", std::to_string(cycles));
+  EXPECT_GT(cycles, 0.5 * expected) << "the device stalled";
+  EXPECT_LT(cycles, 1.1 * expected);
+}
+
 bool segment_exists_for(pid_t pid) {
   return fs::exists("/dev/shm/rackd-" + std::to_string(getuid()) + "-" + std::to_string(pid));
 }

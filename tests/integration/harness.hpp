@@ -106,6 +106,11 @@ class OscTraffic {
   Impl* impl_;
 };
 
+// The device kept playing: more than half the cycles `seconds` at 48 kHz /
+// 128 should give, and never more. (A loaded machine makes the dummy device
+// itself drop cycles; the exact count is a figure, not a test.)
+void expect_device_kept_playing(double cycles, double seconds);
+
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
 

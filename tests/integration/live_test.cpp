@@ -50,7 +50,7 @@ TEST_F(LiveRun, ToneOnDummyJackPlaysTenSecondsAndLeavesNothingBehind) {
   const std::string json = p.out();
   record_xruns(json, before, jack_->log());
   // The device ran the whole time: 48000 / 128 = 375 cycles a second.
-  EXPECT_NEAR(json_number(json, "", "cycles"), 3750, 375) << json;
+  expect_device_kept_playing(json_number(json, "", "cycles"), 10);
   EXPECT_EQ(json_string(json, "tone", "state"), "running") << json << "\n" << p.err();
   EXPECT_EQ(json_number(json, "tone", "restarts"), 0) << json;
   EXPECT_NE(p.err().find("JACK"), std::string::npos) << p.err();
@@ -95,7 +95,7 @@ from = "p2"
   const std::string json = p.out();
   record_xruns(json, before, jack_->log());
   EXPECT_EQ(json_number(json, "p1", "restarts") + json_number(json, "p2", "restarts"), 1) << json;
-  EXPECT_NEAR(json_number(json, "", "cycles"), 3000, 300) << json;
+  expect_device_kept_playing(json_number(json, "", "cycles"), 8);
   for (const char* m : {"src", "p1", "p2"}) EXPECT_EQ(json_string(json, m, "state"), "running") << json;
   EXPECT_NE(p.err().find("is back after"), std::string::npos) << p.err();
   EXPECT_FALSE(segment_exists_for(p.pid()));

@@ -189,7 +189,7 @@ TEST(Soak, KillARandomModuleEveryTwoSeconds) {
   EXPECT_EQ(restart_ms.size(), static_cast<size_t>(kills)) << "every restart reached a good block";
   EXPECT_EQ(fd1, fd0) << "the server leaks file descriptors";
   EXPECT_LT(rss1 - rss0, 1024) << "the server's resident memory grows";
-  EXPECT_NEAR(json_number(json, "", "cycles"), run_seconds * 375.0, run_seconds * 37.5) << json;
+  expect_device_kept_playing(json_number(json, "", "cycles"), run_seconds);
   EXPECT_FALSE(segment_exists_for(p.pid()));
 }
 

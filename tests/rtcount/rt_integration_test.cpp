@@ -86,16 +86,21 @@ TEST(RealtimeCounters, LiveRunOnDummyJackWithOscTrafficAndARestart) {
   auto env = jack.env();
   for (const auto& e : c.env()) env.push_back(e);
   const uint16_t osc_port = free_udp_port();
-  Process p({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "4", "--osc-port",
+  Process p({bin("rackd"), "run", source("patches/passthrough.toml"), "--duration", "13", "--osc-port",
              std::to_string(osc_port)},
             env);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  // OSC traffic while counting: 2,000 parameter changes a second.
-  OscTraffic osc(osc_port, {"/p1/gain_db", "/p2/gain_db", "/p3/gain_db", "/src/gain_db"}, -3.0f, 0.0f, 2000);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // OSC traffic while counting: 10,000 parameter changes a second for 10 s,
+  // with a module killed in the middle of it.
+  OscTraffic osc(osc_port, {"/p1/gain_db", "/p2/gain_db", "/p3/gain_db", "/src/gain_db"}, -3.0f, 0.0f, 10000);
+  std::this_thread::sleep_for(std::chrono::seconds(5));
   auto k = children(p.pid(), "rackd-passthrou");
   ASSERT_FALSE(k.empty());
   kill(k.front(), SIGKILL);
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  std::printf("[ figures  ] %llu OSC messages sent during the counted run\n",
+              static_cast<unsigned long long>(osc.sent()));
+  EXPECT_GT(osc.sent(), 50000u);
   ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
   expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
 }
