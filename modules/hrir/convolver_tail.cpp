@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/syscall.h>
+
+#include "shm/futex.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,16 +26,12 @@ namespace {
 static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t));
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
 
-// Futex on a 32-bit atomic (private to this process). Both are plain syscalls:
-// no allocation, no lock in user space.
+// The project's futex calls: the one system call audio threads may make, and
+// the place where RealtimeSanitizer is told so (shm/futex.cpp).
 void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) noexcept {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr,
-          nullptr, 0);
+  shm::futex_wait(word, expected, 0);
 }
-void futex_wake(std::atomic<uint32_t>& word) noexcept {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
-          nullptr, 0);
-}
+void futex_wake(std::atomic<uint32_t>& word) noexcept { shm::futex_wake(word, INT_MAX); }
 
 // Pause between polls of a counter the other thread is about to bump.
 constexpr int kSpins = 4000;  // a few microseconds
