@@ -79,19 +79,16 @@ class Jack:
 
 
 def sample_load(env, seconds):
+    """JACK's DSP load (percent), as jack_cpu_load prints it over `seconds`."""
     p = subprocess.Popen(["jack_cpu_load"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    loads = []
-    end = time.time() + seconds
+    time.sleep(seconds)
+    p.send_signal(signal.SIGINT)
     try:
-        for line in p.stdout:
-            if line.startswith("jack DSP load"):
-                loads.append(float(line.split()[-1]))
-            if time.time() > end:
-                break
-    finally:
-        p.send_signal(signal.SIGINT)
-        p.wait()
-    return loads
+        out, _ = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return [float(line.split()[-1]) for line in out.splitlines() if line.startswith("jack DSP load")]
 
 
 def chain_patch(n):
@@ -119,8 +116,10 @@ def run_rackd(bindir, n, seconds):
         loads = sample_load(jack.env, seconds)
         c1, t1 = cpu_seconds(pids), time.time()
         p.send_signal(signal.SIGTERM)
-        out, err = p.communicate(timeout=30)
-    jack.stop()
+        try:
+            out, err = p.communicate(timeout=30)
+        finally:
+            jack.stop()
     summary = json.loads(out.strip().splitlines()[-1])
     return {"load": loads, "cpu_per_s": (c1 - c0) / (t1 - t0), "summary": summary}
 

@@ -11,6 +11,13 @@ ParamSpec gain_param() {
           "output gain; changes are ramped over one block"};
 }
 
+// Channel rule of a processor that keeps its input's channel count.
+bool same_as_input(const ChannelQuery& q, Channels& c, std::string&) {
+  c.in = q.upstream_channels;
+  c.out = q.upstream_channels;
+  return true;
+}
+
 TypeSpec passthrough_type() {
   TypeSpec t;
   t.type = "passthrough";
@@ -20,11 +27,7 @@ TypeSpec passthrough_type() {
   t.takes_input = true;
   t.params = {gain_param(),
               {"bypass", ParamKind::kBool, 1, 0, 1, 0, "", "1: output = input, gain ignored"}};
-  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
-    c.in = q.upstream_channels;
-    c.out = q.upstream_channels;
-    return true;
-  };
+  t.channels = same_as_input;
   return t;
 }
 
@@ -81,11 +84,7 @@ TypeSpec chaos_type() {
       {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
       {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
   };
-  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
-    c.in = q.upstream_channels;
-    c.out = q.upstream_channels;
-    return true;
-  };
+  t.channels = same_as_input;
   return t;
 }
 
