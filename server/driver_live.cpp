@@ -139,11 +139,11 @@ int list_devices() {
   }
   const PaDeviceIndex def_out = Pa_GetDefaultOutputDevice();
   const PaDeviceIndex def_in = Pa_GetDefaultInputDevice();
-  std::printf("%-4s %-10s %-40s %4s %4s %8s\n", "#", "host api", "device", "in", "out", "rate");
+  std::printf("%-4s %-26s %-32s %4s %4s %8s\n", "#", "host api", "device", "in", "out", "rate");
   for (PaDeviceIndex i = 0; i < Pa_GetDeviceCount(); ++i) {
     const PaDeviceInfo* d = Pa_GetDeviceInfo(i);
     const PaHostApiInfo* h = Pa_GetHostApiInfo(d->hostApi);
-    std::printf("%-4d %-10s %-40s %4d %4d %8.0f%s%s\n", i, h ? h->name : "?", d->name, d->maxInputChannels,
+    std::printf("%-4d %-26s %-32s %4d %4d %8.0f%s%s\n", i, h ? h->name : "?", d->name, d->maxInputChannels,
                 d->maxOutputChannels, d->defaultSampleRate, i == def_out ? "  default output" : "",
                 i == def_in ? "  default input" : "");
   }
