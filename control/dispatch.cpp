@@ -141,23 +141,31 @@ void Dispatcher::mapped(const OscMapping& mp, const OscMessage& m, const Peer& f
   if (changed) feedback(true);
 }
 
+void Dispatcher::append_counters(OscMessage& r) const {
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+}
+
+void Dispatcher::append_load(OscMessage& r, uint32_t module) const {
+  const shm::ModuleOut& out = segment_.module_out(module);
+  r.args.push_back(OscArg::float32(static_cast<float>(out.last_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+  r.args.push_back(OscArg::float32(static_cast<float>(out.max_block_ns.load(std::memory_order_relaxed) / period_ns_)));
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(segment_.module_in(module).late.load(std::memory_order_relaxed))));
+}
+
 void Dispatcher::status(const Peer& from) {
   OscMessage r;
   r.address = "/rackd/status.reply";
   r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.rate_hz)));
   r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.block_frames)));
-  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
-  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+  append_counters(r);
   r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
   for (uint32_t i = 0; i < seen_.size(); ++i) {
     const shm::ModuleIn& in = segment_.module_in(i);
-    const shm::ModuleOut& out = segment_.module_out(i);
     r.args.push_back(OscArg::string(module_name(in)));
     r.args.push_back(OscArg::string(patch_.modules[i].type));
     r.args.push_back(OscArg::string(state_text(in.state.load(std::memory_order_acquire))));
-    r.args.push_back(OscArg::float32(static_cast<float>(out.last_block_ns.load(std::memory_order_relaxed) / period_ns_)));
-    r.args.push_back(OscArg::float32(static_cast<float>(out.max_block_ns.load(std::memory_order_relaxed) / period_ns_)));
-    r.args.push_back(OscArg::int64(static_cast<int64_t>(in.late.load(std::memory_order_relaxed))));
+    append_load(r, i);
     r.args.push_back(OscArg::int64(static_cast<int64_t>(in.restarts.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.bypassed.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.muted.load(std::memory_order_relaxed))));
@@ -271,16 +279,11 @@ void Dispatcher::tick(bool meters) {
   if (meters && !subscribers_.empty()) {
     OscMessage r;
     r.address = "/rackd/meters";
-    r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
-    r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+    append_counters(r);
     r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
     for (uint32_t i = 0; i < seen_.size(); ++i) {
-      const shm::ModuleIn& in = segment_.module_in(i);
-      const shm::ModuleOut& out = segment_.module_out(i);
-      r.args.push_back(OscArg::string(module_name(in)));
-      r.args.push_back(OscArg::float32(static_cast<float>(out.last_block_ns.load(std::memory_order_relaxed) / period_ns_)));
-      r.args.push_back(OscArg::float32(static_cast<float>(out.max_block_ns.load(std::memory_order_relaxed) / period_ns_)));
-      r.args.push_back(OscArg::int64(static_cast<int64_t>(in.late.load(std::memory_order_relaxed))));
+      r.args.push_back(OscArg::string(module_name(segment_.module_in(i))));
+      append_load(r, i);
     }
     send_all(r);
   }

@@ -91,6 +91,9 @@ class Dispatcher {
   };
 
   void status(const Peer& from);
+  // Fields /rackd/status.reply and /rackd/meters share.
+  void append_counters(OscMessage& r) const;             // h:cycles h:xruns
+  void append_load(OscMessage& r, uint32_t module) const;  // f:load f:max_load h:late
   void notify(const OscMessage& m, const Peer& from);
   void restart(const OscMessage& m, const Peer& from);
   void bypass(const OscMessage& m, const Peer& from);
