@@ -1,8 +1,9 @@
 // Equalizer: the eq module's DSP. Pure: no shared memory, no OSC, no threads.
 // Band design (RBJ Audio EQ Cookbook responses, realised as TPT state-variable
 // filters, double precision) and the smoothed multi-band process(). setup()
-// allocates and may throw ([setup]); set_*() and process() are [rt] and run on
-// the module's audio thread. Implemented in eq_dsp.cpp.
+// and use_portable_kernels() allocate or choose code and may throw ([setup]);
+// set_*(), reset() and process() are [rt] and run on the module's audio
+// thread. Implemented in eq_dsp.cpp.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,8 @@
 namespace rackd::eq {
 
 inline constexpr int kMaxBands = 32;
+// Highest value of `band/<n>/channel` (channels are 1-based; 0 means all).
+inline constexpr int kMaxBandChannel = 32;
 
 // Band types. The numeric value is the `band/<n>/type` parameter (kInt), so
 // this order is part of the OSC contract: append only, never reorder.
@@ -49,6 +52,10 @@ struct BandParams {
   double freq_hz = 1000.0;   // clamped to [1 Hz, 0.49 * rate] by the design
   double gain_db = 0.0;
   double q = kButterworthQ;  // clamped to >= 0.01 by the design
+  // 0: every channel (linked, the default). 1..kMaxBandChannel: only that
+  // channel (1-based); a band restricted to a channel the instance does not
+  // have, or given any other value, is inactive.
+  int channel = 0;
 };
 
 // Coefficients of one trapezoidal (TPT) state-variable filter, Simper's form:
@@ -65,19 +72,36 @@ struct SvfCoefs {
 // [any] Allocation-free design of one band (ignores `on`).
 SvfCoefs design(const BandParams& band, double rate_hz) noexcept RACKD_RT;
 
-// Multi-band equalizer for 1..32 channels, all channels sharing one band set
-// (linked). Parameter changes are targets: process() glides to them (see the
-// modulation notes in eq_dsp.cpp), so any change made at a block boundary is
-// free of clicks and zipper noise. The first block after setup()/reset() starts
-// at the targets without gliding.
+// Multi-band equalizer for 1..32 channels. Bands apply to every channel
+// (linked) unless restricted to one (BandParams::channel). Parameter changes
+// are targets: process() glides to them (see the modulation notes in
+// eq_dsp.cpp), so any change made at a block boundary is free of clicks and
+// zipper noise. The first block after setup()/reset() starts at the targets
+// without gliding.
 class Equalizer {
  public:
   static constexpr double kDefaultSmoothingMs = 10.0;  // time constant of the glide
-  static constexpr uint32_t kSegmentFrames = 32;       // coefficient re-design interval
+  static constexpr uint32_t kSegmentFrames = 64;       // glide step and re-design interval
+  static constexpr uint32_t kStepFrames = 4;           // coefficients held this long while gliding
+
+  // Kernel builds: process() runs one, chosen by setup() from the CPU.
+  enum class Isa {
+    kPortable,  // the baseline target (SSE2 on x86-64, NEON on AArch64)
+    kAvx2Fma,   // x86-64 with AVX2 and FMA: VEX encoding, fused multiply-adds
+  };
+
+  Equalizer() = default;
+  // The per-pair band lists point into the object itself: neither copied nor moved.
+  Equalizer(const Equalizer&) = delete;
+  Equalizer& operator=(const Equalizer&) = delete;
 
   // [setup] smoothing_ms = 0 applies changes at the next segment without a
   // glide (for tests that need a click to detect).
   void setup(double rate_hz, uint32_t channels, double smoothing_ms = kDefaultSmoothingMs);
+  // [setup] Runs the portable build even where AVX2+FMA exist (tests compare
+  // the two, the benchmark reports both). Call after setup().
+  void use_portable_kernels() noexcept { isa_ = Isa::kPortable; }
+  Isa isa() const noexcept { return isa_; }
 
   // [rt] Targets. `index` < kMaxBands; out-of-range indices are ignored.
   void set_preamp_db(double db) noexcept RACKD_RT;
@@ -95,7 +119,7 @@ class Equalizer {
   // [any] For tests, benchmarks and meters.
   bool moving() const noexcept;                 // any glide still in progress
   uint64_t nonfinite_resets() const noexcept { return nonfinite_resets_; }
-  int active_bands() const noexcept;            // bands that cost CPU now
+  int active_bands() const noexcept;            // bands that cost CPU now (on some channel)
   uint32_t channels() const noexcept { return channels_; }
 
   // Two channels in one SSE2/NEON register (GCC/clang vector extension): the
@@ -110,36 +134,54 @@ class Equalizer {
   // One band in state-space form, derived from SvfCoefs (see eq_dsp.cpp):
   //   u = x - ic2;  y = c1*ic1 + c2*ic2 + d*x
   //   ic1 = m11*ic1 + b1*u;  ic2 = ic2 + b1*ic1 + b2*u   (right side: old ic)
-  // Each coefficient is stored broadcast to both lanes, so the kernel multiplies
-  // straight from memory (SSE2 has no cheap scalar broadcast).
+  // Each coefficient is stored per lane, so the kernel multiplies straight from
+  // memory: both lanes alike for a linked band; for a band restricted to one
+  // channel, the other lane holds the identity (m11 = d = 1, the rest 0), which
+  // passes its input through bit for bit.
   struct Kernel {
     V2 m11, b1, b2, c1, c2, d;
   };
 
  private:
+  // Where a band runs: on every channel pair (pair == -2, lanes == 3), or on one
+  // lane of one pair (the other lane passes its input through), or nowhere
+  // (pair == -1: a channel this instance does not have).
+  struct Placement {
+    int pair;
+    int lanes;  // bit 0: lane 0 (even channels), bit 1: lane 1 (odd channels)
+  };
+  Placement placement(int channel) const noexcept;
+
   struct Band {
     BandParams target;
     // Glide position: what the coefficients were designed from at the end of
-    // the last segment. Frequency and Q glide in log2, gain in dB; `mix` fades
-    // between identity (0) and the band's response (1) for on/off and type
-    // changes (a type change fades out, swaps, fades in).
+    // the last segment, in the domains the glide is linear in: ln g (g =
+    // tan(pi*fc/fs), the pre-warped frequency: log frequency, stretched near
+    // Nyquist), gain in dB and ln Q. `mix` fades between identity (0) and the
+    // band's response (1) for on/off, type and channel changes (a type or
+    // channel change fades out, swaps, fades in).
     BandType type = BandType::kPeak;
-    double log2_hz = 0, gain_db = 0, log2_q = 0, mix = 0;
-    double target_log2_hz = 0, target_log2_q = 0;  // of `target`, computed in set_band
-    // Caches of the design's transcendental functions, keyed by their inputs.
-    double cache_log2_hz = -1e9, tan_w = 0;  // tan(pi*fc/fs)
-    double cache_gain_db = -1e9, a = 1;      // 10^(gain/40)
-    double cache_log2_q = -1e9, q = 1;       // Q
-    Kernel now;                            // coefficients at the segment start
+    int channel = 0;
+    Placement at{-2, 3};  // of `channel`
+    double ln_g = 0, gain_db = 0, ln_q = 0, mix = 0;
+    // Of `target`, computed in set_band: the glide's goals, and the exact g, A
+    // (10^(gain/40)) and Q that a band designs from once it has arrived.
+    double target_ln_g = 0, target_ln_q = 0;
+    double target_g = 0, target_a = 1, target_q = 1;
+    Kernel now;                            // coefficients at the segment end
     bool moving = false;
     bool dirty = true;                     // target changed since the last glide step
   };
 
-  // [rt] Per-segment glide step; fills the active list, starts and deltas.
+  // [rt] Per-segment glide step: advances every glide, designs the bands that
+  // move, fills seg_kernel_/seg_step_ and the per-pair band lists.
   void step_glide(uint32_t frames) noexcept RACKD_RT;
   void snap_to_targets() noexcept RACKD_RT;
-  Kernel band_kernel(Band& b) noexcept RACKD_RT;
-  void scrub_states() noexcept RACKD_RT;
+  void design_band(const Band& b, Kernel& out) const noexcept RACKD_RT;
+  void clear_band_states(int band) noexcept RACKD_RT;
+  // [rt] Takes a validated target; `all` recomputes every derived value (else
+  // only those of fields that changed).
+  void retarget(Band& b, const BandParams& t, bool all) noexcept RACKD_RT;
 
   double rate_hz_ = 48000.0;
   uint32_t channels_ = 0;
@@ -147,20 +189,28 @@ class Equalizer {
   double smoothing_frames_ = 480.0;
   double alpha_segment_ = 1.0;  // one-pole step for a full segment
   bool snap_ = true;
+  bool glide_pending_ = true;   // step_glide has work: something moved, changed or just settled
+  Isa isa_ = Isa::kPortable;
 
   Band bands_[kMaxBands];
   double preamp_target_ = 1.0, preamp_now_ = 1.0;
 
-  // Per segment: active bands in order, their start coefficients and per-frame
-  // deltas (zero unless the band moves).
-  int active_[kMaxBands] = {};
-  int active_count_ = 0;
-  bool any_moving_ = false;
-  Kernel start_[kMaxBands];
-  Kernel delta_[kMaxBands];
+  // Per segment, by band index: the coefficients of the first step and the
+  // per-step increment (a band that holds still uses a zero step instead).
+  Kernel seg_kernel_[kMaxBands];
+  Kernel seg_step_[kMaxBands];
+
+  // Per channel pair p (rows of kMaxBands, the first pair_count_[p] used): the
+  // bands that run on it, in band order, as pointers the kernels read.
+  std::vector<const Kernel*> pair_kernel_;
+  std::vector<const Kernel*> pair_step_;
+  std::vector<State*> pair_state_;
+  std::vector<int> pair_count_;
+  std::vector<uint8_t> pair_ramp_;  // any band of the pair steps this segment
 
   std::vector<State> states_;   // pairs_ x kMaxBands
   std::vector<Frame> buf_;      // kSegmentFrames frames of the pair being processed
+  std::vector<float> spill_;    // kSegmentFrames: the missing lane of an odd channel count
   uint64_t nonfinite_resets_ = 0;
 };
 

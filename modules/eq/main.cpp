@@ -46,6 +46,9 @@ class EqModule final : public rackd::runtime::Processor {
       band.freq_hz = p[eq::band_param(i, eq::kFieldFreq)];
       band.gain_db = p[eq::band_param(i, eq::kFieldGain)];
       band.q = p[eq::band_param(i, eq::kFieldQ)];
+      // Out-of-range values (the server clamps to 0..32) leave the band silent.
+      const double channel = std::round(p[eq::band_param(i, eq::kFieldChannel)]);
+      band.channel = channel >= 0 && channel <= eq::kMaxBandChannel ? static_cast<int>(channel) : -1;
       dsp_.set_band(i, band);
     }
   }

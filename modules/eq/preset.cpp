@@ -1,5 +1,5 @@
-// EQ presets: ParametricEQ.txt and inline band parsing, mapping onto parameter
-// slots. [setup] only (server patch load, tests).
+// EQ presets: ParametricEQ.txt and inline band parsing (with per-channel
+// bands), mapping onto parameter slots. [setup] only (server patch load, tests).
 #include "modules/eq/preset.hpp"
 
 #include <cctype>
@@ -159,6 +159,29 @@ BandParams parse_filter(const Where& at, std::string_view rest) {
   return band;
 }
 
+// `Channel: L` (one channel, by name or number) or `Channel: ALL`; `rest` is
+// what follows the colon. Returns the channel, 0 for all.
+int parse_channel(const Where& at, std::string_view rest) {
+  const auto tok = split_ws(rest);
+  if (tok.empty()) at.fail("Channel has no value (expected a channel such as L, R, 1, 2, or ALL)");
+  std::optional<int> channel;
+  for (std::string_view t : tok) {
+    const auto c = channel_from_name(t);
+    if (!c) {
+      at.fail("unknown channel " + quote(t) +
+              " (expected L, R, C, LFE, RL, RR, SL, SR, BL, BR, a number 1.." +
+              std::to_string(kMaxBandChannel) + ", or ALL)");
+    }
+    if (channel && *channel != *c) {
+      at.fail("\"Channel: " + std::string(trim(rest)) +
+              "\" names several channels; an eq band applies to one channel or to all, so "
+              "give each channel its own Channel: line and filters (or use ALL)");
+    }
+    channel = c;
+  }
+  return *channel;
+}
+
 double toml_number(const toml::node& n, bool& ok) {
   ok = true;
   if (const auto* i = n.as_integer()) return static_cast<double>(i->get());
@@ -169,9 +192,26 @@ double toml_number(const toml::node& n, bool& ok) {
 
 }  // namespace
 
+std::optional<int> channel_from_name(std::string_view name) {
+  static constexpr struct {
+    const char* name;
+    int channel;
+  } kNamed[] = {{"ALL", 0}, {"L", 1},  {"R", 2},  {"C", 3},  {"LFE", 4}, {"SUB", 4},
+                {"RL", 5},  {"BL", 5}, {"RR", 6}, {"BR", 6}, {"SL", 7},  {"SR", 8}};
+  const std::string u = upper(name);
+  for (const auto& n : kNamed) {
+    if (u == n.name) return n.channel;
+  }
+  const auto v = number(name);
+  if (v && *v >= 1 && *v <= kMaxBandChannel && *v == std::floor(*v)) return static_cast<int>(*v);
+  return std::nullopt;
+}
+
 Preset parse_parametric_eq(std::string_view text, const std::string& name) {
   Preset preset;
   std::size_t line_no = 0;
+  int channel = 0;              // of the last Channel: line; 0 = all
+  std::string channel_text;     // as written there, for messages
   while (!text.empty()) {
     ++line_no;
     const std::size_t nl = text.find('\n');
@@ -185,6 +225,11 @@ Preset parse_parametric_eq(std::string_view text, const std::string& name) {
     const std::size_t colon = line.find(':');
     const std::string head = upper(trim(line.substr(0, std::min(colon, line.size()))));
     if (head == "PREAMP") {
+      if (channel != 0) {
+        at.fail("Preamp after \"Channel: " + channel_text +
+                "\" would apply to that channel only, but the eq's preamp is common to all "
+                "channels; move it before the first Channel: line or after \"Channel: ALL\"");
+      }
       const auto tok = split_ws(line.substr(colon + 1));
       if (tok.empty()) at.fail("Preamp has no value");
       const auto v = number(tok[0]);
@@ -200,9 +245,13 @@ Preset parse_parametric_eq(std::string_view text, const std::string& name) {
                 std::to_string(kMaxBands) + " bands)");
       }
       preset.bands.push_back(parse_filter(at, line.substr(6)));
+      preset.bands.back().channel = channel;
+    } else if (head == "CHANNEL") {
+      channel = parse_channel(at, line.substr(colon + 1));
+      channel_text = std::string(trim(line.substr(colon + 1)));
     } else {
       at.fail("unsupported line " + quote(line.substr(0, 40)) +
-              " (expected \"Preamp: X dB\" or \"Filter N: ...\")");
+              " (expected \"Preamp: X dB\", \"Filter N: ...\" or \"Channel: ...\")");
     }
   }
   return preset;
@@ -266,8 +315,28 @@ std::vector<BandParams> parse_inline_bands(const toml::array& bands) {
         const auto* b = value.as_boolean();
         if (!b) fail("on must be true or false");
         band.on = b->get();
+      } else if (key == "channel") {
+        const std::string range = "0 (all channels) or 1.." + std::to_string(kMaxBandChannel);
+        bool number_ok = false;
+        const double n = toml_number(value, number_ok);
+        if (number_ok) {
+          if (n != std::floor(n)) fail("channel must be a whole number: " + range);
+          if (n < 0 || n > kMaxBandChannel) {
+            fail("channel = " + fmt(n) + " is out of range: " + range);
+          }
+          band.channel = static_cast<int>(n);
+        } else if (const auto* name = value.as_string()) {
+          const auto c = channel_from_name(name->get());
+          if (!c) {
+            fail("unknown channel " + quote(name->get()) + " (" + range +
+                 ", or L, R, C, LFE, RL, RR, SL, SR, BL, BR, ALL)");
+          }
+          band.channel = *c;
+        } else {
+          fail("channel must be a whole number: " + range);
+        }
       } else {
-        fail("unknown key " + quote(key) + " (accepted: type, freq, gain, q, on)");
+        fail("unknown key " + quote(key) + " (accepted: type, freq, gain, q, on, channel)");
       }
     }
     if (!have_type) fail("missing type");
@@ -320,6 +389,7 @@ void init_params(const std::string& config_toml, std::vector<std::vector<double>
     set(band_param(b, kFieldFreq), band.freq_hz);
     set(band_param(b, kFieldGain), band.gain_db);
     set(band_param(b, kFieldQ), band.q);
+    set(band_param(b, kFieldChannel), static_cast<double>(band.channel));
   }
 }
 

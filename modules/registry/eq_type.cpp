@@ -1,4 +1,4 @@
-// The "eq" module type: parameters (preamp, 32 bands x on/type/freq/gain/q),
+// The "eq" module type: parameters (preamp, 32 bands x on/type/freq/gain/q/channel),
 // setup keys (preset, bands) and the preset hook. [setup]/[control] threads
 // only: built once by the registry, read by the server and the eq process.
 #include <string>
@@ -16,8 +16,9 @@ TypeSpec eq_type() {
   t.type = "eq";
   t.executable = "rackd-eq";
   t.summary =
-      "parametric equalizer: 32 bands (RBJ cookbook types), preamp, Equalizer APO/AutoEQ "
-      "presets; every band parameter is live and glides without clicks";
+      "parametric equalizer: 32 bands (RBJ cookbook types), each on all channels or on one, "
+      "preamp, Equalizer APO/AutoEQ presets; every band parameter is live and glides without "
+      "clicks";
   t.bypassable = true;
   t.takes_input = true;
 
@@ -42,17 +43,22 @@ TypeSpec eq_type() {
                         "dB", "peak and shelf gain"});
     t.params.push_back({band + "q", ParamKind::kFloat, 1, eq::kQMin, eq::kQMax,
                         eq::kButterworthQ, "", "Q (unused by the fixed shelves and LP/HP)"});
+    t.params.push_back({band + "channel", ParamKind::kInt, 1, 0, eq::kMaxBandChannel, 0, "",
+                        "0: all channels (linked); 1..32: only that channel (1-based; a "
+                        "channel the input lacks leaves the band silent); changes fade"});
   }
 
   t.config = {
       {"preset", ConfigKind::kPath,
-       "Equalizer APO / AutoEQ ParametricEQ.txt; its bands fill band 1.. and set the preamp",
+       "Equalizer APO / AutoEQ ParametricEQ.txt; its bands fill band 1.. and set the preamp; "
+       "its Channel: lines restrict the filters that follow to one channel",
        {}},
       {"bands", ConfigKind::kArray,
        "inline bands after the preset's: [{ type = \"peak\", freq = 1000.0, gain = -3.0, "
-       "q = 1.0, on = true }, ...]; type is a name (peak, low_shelf, high_shelf, "
+       "q = 1.0, on = true, channel = 0 }, ...]; type is a name (peak, low_shelf, high_shelf, "
        "low_shelf_fixed, high_shelf_fixed, low_pass, high_pass, low_pass_q, high_pass_q, "
-       "band_pass, notch, all_pass) or an APO code (PK, LSC, ...)",
+       "band_pass, notch, all_pass) or an APO code (PK, LSC, ...); channel is 0 (all, the "
+       "default), 1..32 or an APO name (L, R, C, LFE, RL, RR, SL, SR)",
        {}},
   };
   t.channels = [](const ChannelQuery& q, Channels& c, std::string& error) {

@@ -1,8 +1,9 @@
 // Tests for eq_dsp: static responses against the analytic RBJ cookbook
-// response, click-free glides and toggles, stability while modulating,
-// denormal and non-finite hygiene. Single-threaded; process() is called the way
-// the module's block thread calls it. FTZ/DAZ is deliberately NOT set here, so
-// the denormal tests check the DSP's own hygiene.
+// response (with both kernel builds), click-free glides and toggles, bands
+// restricted to one channel, stability while modulating, denormal and
+// non-finite hygiene. Single-threaded; process() is called the way the module's
+// block thread calls it. FTZ/DAZ is deliberately NOT set here, so the denormal
+// tests check the DSP's own hygiene.
 #include "modules/eq/eq_dsp.hpp"
 
 #include <gtest/gtest.h>
@@ -199,11 +200,13 @@ TEST(EqResponse, ImpulseResponseMatchesCookbookWithinHundredthDbForEveryType) {
   const Setting settings[] = {{60, 9, 2.0}, {1000, -12, 0.5}, {9000, 6, 4.0}};
   const auto freqs = log_freqs(200, 20, 20000);
   constexpr uint32_t kLength = 1u << 16;
+  for (bool portable : {false, true}) {
   for (int t = 0; t < kBandTypeCount; ++t) {
     for (const Setting& s : settings) {
       const BandParams p{true, static_cast<BandType>(t), s.hz, s.gain_db, s.q};
       Equalizer eq;
       eq.setup(kRate, 2);
+      if (portable) eq.use_portable_kernels();
       eq.set_band(5, p);  // any slot
       std::vector<float> impulse(kLength, 0.0f);
       impulse[0] = 1.0f;
@@ -220,9 +223,11 @@ TEST(EqResponse, ImpulseResponseMatchesCookbookWithinHundredthDbForEveryType) {
           sum += static_cast<double>(h[i]) * rot;
           rot *= step;
         }
-        expect_close(std::abs(sum), ref.magnitude(hz), hz, std::string(band_type_name(p.type)).c_str());
+        expect_close(std::abs(sum), ref.magnitude(hz), hz,
+                     (std::string(band_type_name(p.type)) + (portable ? " (portable)" : "")).c_str());
       }
     }
+  }
   }
 }
 
@@ -313,6 +318,50 @@ TEST(EqGlide, TogglingBandsAndTypesHasNoClicks) {
       eq.set_band(1, {true, (k / 30) % 2 ? BandType::kHighShelf : BandType::kPeak, 150, 6, 0.7});
     });
     EXPECT_LT(max_step(out), step_bound(in, 12 + 6)) << band_type_name(type);
+  }
+}
+
+// Zipper noise is what a coefficient step adds above the signal: here a 200 Hz
+// tone, so everything above 3 kHz (4th-order Butterworth high-pass) is the
+// glide's own residue. A band toggled at the tone and +-12 dB gain jumps leave
+// at most -46 dB and -40 dB of it relative to the output peak (per-frame
+// coefficient steps leave -61 and -55 dB; 4-frame steps -49 and -44; 8-frame
+// steps -41 and -36, which this test refuses).
+TEST(EqGlide, SteppedCoefficientsLeaveNoZipperResidue) {
+  auto residue_db = [](const std::vector<float>& out) {
+    std::vector<double> x(out.begin(), out.end());
+    for (double q : {0.54119610, 1.30656296}) {  // 4th-order Butterworth as two sections
+      BandParams hp{true, BandType::kHighPassQ, 3000, 0, q};
+      const Rbj f = cookbook(hp);
+      double s1 = 0, s2 = 0;
+      for (double& v : x) {
+        const double y = (f.b0 * v + s1) / f.a0;
+        s1 = f.b1 * v - f.a1 * y + s2;
+        s2 = f.b2 * v - f.a2 * y;
+        v = y;
+      }
+    }
+    double peak = 0, residue = 0;
+    for (float v : out) peak = std::max(peak, double(std::fabs(v)));
+    for (std::size_t i = 4800; i < x.size(); ++i) residue = std::max(residue, std::fabs(x[i]));
+    return db(residue / peak);
+  };
+  const auto in = sine(200, 0.5, 48000);
+  {
+    Equalizer eq;
+    eq.setup(kRate, 1);
+    const auto out = render(eq, in, 128, [&](std::size_t k) {
+      eq.set_band(0, {(k / 19) % 2 == 1, BandType::kPeak, 200, 12, 1.0});
+    });
+    EXPECT_LT(residue_db(out), -46.0) << "toggle";
+  }
+  {
+    Equalizer eq;
+    eq.setup(kRate, 1);
+    const auto out = render(eq, in, 128, [&](std::size_t k) {
+      eq.set_band(0, {true, BandType::kPeak, 200, (k / 37) % 2 ? 12.0 : -12.0, 1.0});
+    });
+    EXPECT_LT(residue_db(out), -40.0) << "gain jumps";
   }
 }
 
@@ -520,6 +569,259 @@ TEST(EqChannels, OddChannelCountProcessesEveryChannelAlike) {
   double peak = 0;
   for (std::size_t i = 2048; i < out.size(); ++i) peak = std::max(peak, double(std::fabs(out[i])));
   EXPECT_NEAR(db(peak / 0.25), 6.0, 0.05);
+}
+
+// ---------------------------------------------------------------------------
+// Bands restricted to one channel.
+
+// Runs `in` (one buffer per channel) through `eq` in blocks; returns every
+// output channel. `before_block(k)` may change targets between blocks.
+template <class F>
+std::vector<std::vector<float>> render_channels(Equalizer& eq, const std::vector<std::vector<float>>& in,
+                                                uint32_t block, F&& before_block) {
+  const uint32_t ch = eq.channels();
+  const std::size_t frames = in[0].size();
+  std::vector<std::vector<float>> out(ch, std::vector<float>(frames));
+  Planar a(ch, block), b(ch, block);
+  for (std::size_t off = 0, k = 0; off < frames; off += block, ++k) {
+    const uint32_t n = static_cast<uint32_t>(std::min<std::size_t>(block, frames - off));
+    before_block(k);
+    for (uint32_t c = 0; c < ch; ++c) std::copy_n(in[c].begin() + off, n, a.data[c].begin());
+    eq.process(a.in(), b.out(), n);
+    for (uint32_t c = 0; c < ch; ++c) std::copy_n(b.data[c].begin(), n, out[c].begin() + off);
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> render_channels(Equalizer& eq, const std::vector<std::vector<float>>& in,
+                                                uint32_t block) {
+  return render_channels(eq, in, block, [](std::size_t) {});
+}
+
+// Magnitude of h at hz by direct DFT.
+double magnitude_at(const std::vector<float>& h, double hz) {
+  const cd step = std::polar(1.0, -2 * kPi * hz / kRate);
+  cd rot = 1.0, sum = 0.0;
+  for (float v : h) {
+    sum += static_cast<double>(v) * rot;
+    rot *= step;
+  }
+  return std::abs(sum);
+}
+
+// Six channels (three pairs, so the pairs' band lists differ): a linked band,
+// and bands on channels 2, 3 and 6. Every channel's impulse response matches
+// the cookbook cascade of exactly the bands that apply to it, to 0.01 dB;
+// a channel no band applies to passes the impulse bit for bit.
+TEST(EqChannels, BandsOnOneChannelFilterOnlyThatChannel) {
+  const BandParams linked{true, BandType::kHighShelf, 6000, -4, 0.7, 0};
+  const BandParams on2{true, BandType::kPeak, 1000, 9, 2.0, 2};
+  const BandParams on3{true, BandType::kLowShelf, 150, 6, 0.7, 3};
+  const BandParams on6{true, BandType::kNotch, 3000, 0, 4.0, 6};
+  const auto freqs = log_freqs(120, 20, 20000);
+  for (bool portable : {false, true}) {
+    for (bool with_linked : {true, false}) {
+      Equalizer eq;
+      eq.setup(kRate, 6);
+      if (portable) eq.use_portable_kernels();
+      eq.set_band(0, on2);
+      if (with_linked) eq.set_band(1, linked);
+      eq.set_band(2, on3);
+      eq.set_band(7, on6);
+      std::vector<std::vector<float>> in(6, std::vector<float>(1u << 15, 0.0f));
+      for (auto& c : in) c[0] = 1.0f;
+      const auto out = render_channels(eq, in, 128);
+      EXPECT_EQ(eq.active_bands(), with_linked ? 4 : 3);
+      for (int c = 1; c <= 6; ++c) {
+        std::vector<const BandParams*> applied;
+        if (with_linked) applied.push_back(&linked);
+        for (const BandParams* b : {&on2, &on3, &on6}) {
+          if (b->channel == c) applied.push_back(b);
+        }
+        const auto& h = out[c - 1];
+        if (applied.empty()) {
+          EXPECT_EQ(0, std::memcmp(h.data(), in[c - 1].data(), h.size() * sizeof(float)))
+              << "channel " << c << " has no band but changed";
+          continue;
+        }
+        for (double hz : freqs) {
+          double reference = 1;
+          for (const BandParams* b : applied) reference *= cookbook(*b).magnitude(hz);
+          expect_close(magnitude_at(h, hz), reference, hz,
+                       ("channel " + std::to_string(c) + (portable ? " (portable)" : "")).c_str());
+        }
+      }
+    }
+  }
+}
+
+// Stereo with a band on the right only: the left channel is the input bit for
+// bit while the right one is filtered, also while the band glides.
+TEST(EqChannels, OtherChannelOfThePairStaysBitExactWhileTheBandMoves) {
+  Equalizer eq;
+  eq.setup(kRate, 2);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  std::vector<std::vector<float>> in(2, std::vector<float>(48000));
+  for (auto& c : in) {
+    for (float& v : c) v = u(rng);
+  }
+  const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
+    eq.set_band(0, {true, BandType::kPeak, 200 * std::pow(2.0, (k % 50) / 10.0), 12, 3, 2});
+    eq.set_band(1, {(k / 40) % 2 == 0, BandType::kLowPassQ, 2000, 0, 1, 2});
+  });
+  EXPECT_EQ(0, std::memcmp(out[0].data(), in[0].data(), in[0].size() * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(out[1].data(), in[1].data(), in[1].size() * sizeof(float)));
+}
+
+// Mono and stereo instances: a band on channel 3 (or any channel beyond the
+// instance) is inactive; the output is the input bit for bit.
+TEST(EqChannels, BandOnAChannelTheInstanceLacksIsInactive) {
+  for (uint32_t channels : {1u, 2u}) {
+    Equalizer eq;
+    eq.setup(kRate, channels);
+    eq.set_band(0, {true, BandType::kPeak, 1000, 12, 1, 3});
+    eq.set_band(1, {true, BandType::kPeak, 1000, 12, 1, 32});
+    eq.set_band(2, {true, BandType::kPeak, 1000, 12, 1, 40});  // out of range: never sounds
+    eq.set_band(3, {true, BandType::kPeak, 1000, 12, 1, -1});
+    std::vector<std::vector<float>> in(channels, sine(1000, 0.5, 4096));
+    const auto out = render_channels(eq, in, 100);
+    for (uint32_t c = 0; c < channels; ++c) {
+      EXPECT_EQ(0, std::memcmp(out[c].data(), in[c].data(), in[c].size() * sizeof(float))) << c;
+    }
+    EXPECT_EQ(eq.active_bands(), 0);
+  }
+}
+
+// Moving a sounding band from channel to channel fades it out on the old one
+// and in on the new one: no sample step beyond the bound on either channel. The
+// same moves without the glide do step beyond it (the detector is sensitive).
+TEST(EqChannels, ChangingTheChannelOfARunningBandHasNoClicks) {
+  for (double smoothing_ms : {Equalizer::kDefaultSmoothingMs, 0.0}) {
+    Equalizer eq;
+    eq.setup(kRate, 3, smoothing_ms);
+    const auto tone = sine(200, 0.5, 48000);
+    const std::vector<std::vector<float>> in(3, tone);
+    const int cycle[] = {1, 2, 0, 3, 1, 9, 2};  // 9: not on this instance, fades out
+    const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
+      eq.set_band(4, {true, BandType::kPeak, 200, 12, 1.0, cycle[(k / 23) % 7]});
+    });
+    double worst = 0;
+    for (const auto& c : out) worst = std::max(worst, max_step(c));
+    if (smoothing_ms > 0) {
+      EXPECT_LT(worst, step_bound(tone, 12)) << "a click when the channel changed";
+    } else {
+      EXPECT_GT(worst, step_bound(tone, 12)) << "the step detector missed an unsmoothed change";
+    }
+  }
+}
+
+// After a channel change has settled, the band filters only the new channel.
+TEST(EqChannels, ChannelChangeSettlesOnTheNewChannel) {
+  Equalizer eq;
+  eq.setup(kRate, 2);
+  eq.set_band(0, {true, BandType::kPeak, 500, 12, 1, 1});
+  const std::vector<std::vector<float>> in(2, sine(500, 0.25, 48000));
+  const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
+    if (k == 100) eq.set_band(0, {true, BandType::kPeak, 500, 12, 1, 2});
+  });
+  auto peak = [](const std::vector<float>& v, std::size_t from, std::size_t to) {
+    double p = 0;
+    for (std::size_t i = from; i < to; ++i) p = std::max(p, double(std::fabs(v[i])));
+    return p;
+  };
+  EXPECT_NEAR(db(peak(out[0], 8000, 12000) / 0.25), 12.0, 0.1);  // before: left boosted
+  EXPECT_NEAR(db(peak(out[1], 8000, 12000) / 0.25), 0.0, 0.01);
+  EXPECT_NEAR(db(peak(out[0], 30000, 48000) / 0.25), 0.0, 0.01);  // after: right boosted
+  EXPECT_NEAR(db(peak(out[1], 30000, 48000) / 0.25), 12.0, 0.1);
+  EXPECT_FALSE(eq.moving());
+}
+
+// Five channels (pairs with different band lists, an odd last pair), ten
+// bands on fixed channels, toggled and swept at random: each channel comes out
+// as a mono equalizer with just the bands that apply to it would make it.
+TEST(EqChannels, EachChannelMatchesAMonoEqualizerWithItsOwnBands) {
+  constexpr uint32_t kChannels = 5;
+  const int channel_of[10] = {0, 1, 2, 3, 4, 5, 0, 5, 3, 1};
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<std::vector<float>> in(kChannels, std::vector<float>(24000));
+  for (auto& c : in) {
+    for (float& v : c) v = static_cast<float>(u(rng) - 0.5);
+  }
+  // One random schedule of targets, replayed into every equalizer.
+  const auto base = ten_bands();
+  std::vector<std::vector<BandParams>> schedule;
+  for (std::size_t k = 0; k * 128 < in[0].size(); ++k) {
+    std::vector<BandParams> row = base;
+    for (int i = 0; i < 10; ++i) {
+      row[i].channel = channel_of[i];
+      row[i].on = u(rng) < 0.8;
+      row[i].freq_hz *= std::exp2(u(rng) - 0.5);
+    }
+    schedule.push_back(row);
+  }
+  Equalizer multi;
+  multi.setup(kRate, kChannels);
+  const auto out = render_channels(multi, in, 128, [&](std::size_t k) {
+    for (int i = 0; i < 10; ++i) multi.set_band(i, schedule[k][i]);
+  });
+  for (uint32_t c = 1; c <= kChannels; ++c) {
+    Equalizer mono;
+    mono.setup(kRate, 1);
+    const auto ref = render_channels(mono, {in[c - 1]}, 128, [&](std::size_t k) {
+      for (int i = 0; i < 10; ++i) {
+        BandParams p = schedule[k][i];
+        const bool applies = p.channel == 0 || p.channel == static_cast<int>(c);
+        p.channel = 0;
+        p.on = p.on && applies;
+        mono.set_band(i, p);
+      }
+    });
+    double worst = 0;
+    for (std::size_t i = 0; i < ref[0].size(); ++i) {
+      worst = std::max(worst, double(std::fabs(out[c - 1][i] - ref[0][i])));
+    }
+    EXPECT_LT(worst, 1e-7) << "channel " << c;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Kernel builds.
+
+// The AVX2+FMA build and the portable one compute the same filters (they
+// differ only in rounding), including while bands glide and toggle.
+TEST(EqKernels, PortableAndDispatchedBuildsAgree) {
+  Equalizer fast, portable;
+  fast.setup(kRate, 3);
+  portable.setup(kRate, 3);
+  portable.use_portable_kernels();
+  if (fast.isa() == Equalizer::Isa::kPortable) GTEST_SKIP() << "no AVX2+FMA on this CPU";
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
+  std::vector<std::vector<float>> in(3, std::vector<float>(48000));
+  for (auto& c : in) {
+    for (float& v : c) v = u(rng);
+  }
+  auto drive = [](Equalizer& eq) {
+    return [&eq](std::size_t k) {
+      const auto bands = ten_bands();
+      for (int i = 0; i < 10; ++i) {
+        BandParams p = bands[i];
+        p.freq_hz *= std::exp2(0.5 * std::sin(0.05 * k + i));
+        p.on = (k / 50 + i) % 4 != 0;
+        p.channel = i % 4;
+        eq.set_band(i, p);
+      }
+    };
+  };
+  const auto a = render_channels(fast, in, 128, drive(fast));
+  const auto b = render_channels(portable, in, 128, drive(portable));
+  double worst = 0;
+  for (int c = 0; c < 3; ++c) {
+    for (std::size_t i = 0; i < a[c].size(); ++i) worst = std::max(worst, double(std::fabs(a[c][i] - b[c][i])));
+  }
+  EXPECT_LT(worst, 1e-5);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// Tests for the eq's preset import (Equalizer APO / AutoEQ ParametricEQ.txt),
-// inline bands and init_params (the registry hook the server runs at patch
-// load). [setup] code only; single-threaded.
+// Tests for the eq's preset import (Equalizer APO / AutoEQ ParametricEQ.txt,
+// including Channel: lines), inline bands, init_params (the registry hook the
+// server runs at patch load) and the parameter slot layout the registry, the
+// presets and the module share. [setup] code only; single-threaded.
 #include "modules/eq/preset.hpp"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "modules/registry/registry.hpp"
 
 namespace rackd::eq {
 namespace {
@@ -124,8 +127,9 @@ TEST(ParametricEq, MalformedLinesAreRefusedWithFileAndLine) {
   EXPECT_EQ(error_of("Preamp: loud\n"), "hd650.txt:1: Preamp value \"loud\" is not a number");
   EXPECT_EQ(error_of("Filter 1: ON LS 12dB Fc 100 Hz Gain 3 dB\n"),
             "hd650.txt:1: slope variants such as \"LS 12dB\" are not supported; use LSC/HSC with a Q");
-  EXPECT_EQ(error_of("Preamp: -1 dB\r\nChannel: L\r\n"),
-            "hd650.txt:2: unsupported line \"Channel: L\" (expected \"Preamp: X dB\" or \"Filter N: ...\")");
+  EXPECT_EQ(error_of("Preamp: -1 dB\r\nInclude: other.txt\r\n"),
+            "hd650.txt:2: unsupported line \"Include: other.txt\" (expected \"Preamp: X dB\", "
+            "\"Filter N: ...\" or \"Channel: ...\")");
   EXPECT_EQ(error_of("Filter x: ON PK Fc 100 Hz Gain 1 dB Q 1\n"),
             "hd650.txt:1: filter number \"x\" is not a whole number");
   std::string many;
@@ -195,7 +199,7 @@ TEST(EqInitParams, ErrorsNameTheBandOrTheFileLine) {
             "all_pass, or an APO code)");
   EXPECT_EQ(init_error("bands = [ { type = \"peak\" } ]"), "bands[0]: missing freq");
   EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, gian = 3.0 } ]"),
-            "bands[0]: unknown key \"gian\" (accepted: type, freq, gain, q, on)");
+            "bands[0]: unknown key \"gian\" (accepted: type, freq, gain, q, on, channel)");
   EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, gain = 40.0 } ]"),
             "bands[0]: gain = 40 is out of range [-30, 30] dB");
   EXPECT_EQ(init_error("bands = [ 3 ]"),
@@ -209,6 +213,131 @@ TEST(EqInitParams, ErrorsNameTheBandOrTheFileLine) {
   for (int i = 0; i < 23; ++i) bands += "{ type = \"peak\", freq = 100.0 },";
   EXPECT_EQ(init_error("preset = \"" + full.path + "\"\n" + bands + "]"),
             "the preset has 10 bands and bands lists 23; the eq has 32");
+}
+
+// ---------------------------------------------------------------------------
+// Per-channel bands.
+
+TEST(ParametricEq, ChannelLinesRestrictTheFiltersThatFollow) {
+  const Preset p = parse_parametric_eq(
+      "Preamp: -4 dB\n"
+      "Filter 1: ON PK Fc 100 Hz Gain 1 dB Q 1\n"
+      "Channel: L\n"
+      "Filter 2: ON PK Fc 200 Hz Gain 2 dB Q 1\n"
+      "Filter 3: OFF PK Fc 300 Hz Gain 3 dB Q 1\n"
+      "channel: r\n"
+      "Filter 4: ON PK Fc 400 Hz Gain 4 dB Q 1\n"
+      "Channel: 7\n"
+      "Filter 5: ON PK Fc 500 Hz Gain 5 dB Q 1\n"
+      "Channel: BL\n"
+      "Filter 6: ON PK Fc 600 Hz Gain 6 dB Q 1\n"
+      "Channel: LFE\n"
+      "Filter 7: ON LP Fc 120 Hz\n"
+      "Channel: ALL\n"
+      "Filter 8: ON PK Fc 800 Hz Gain 8 dB Q 1\n"
+      "Channel: 2 R\n"  // the same channel twice is still one channel
+      "Filter 9: ON PK Fc 900 Hz Gain 9 dB Q 1\n"
+      "Channel: all\n"
+      "Preamp: -1 dB\n",
+      "ch.txt");
+  EXPECT_DOUBLE_EQ(p.preamp_db, -5);
+  ASSERT_EQ(p.bands.size(), 9u);
+  const int expected[] = {0, 1, 1, 2, 7, 5, 4, 0, 2};
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(p.bands[i].channel, expected[i]) << "filter " << i + 1;
+  EXPECT_FALSE(p.bands[2].on);
+  EXPECT_EQ(p.bands[6].type, BandType::kLowPass);
+}
+
+TEST(ParametricEq, ChannelNamesFollowEqualizerApoOrder) {
+  const std::pair<const char*, int> names[] = {
+      {"L", 1},  {"R", 2},  {"C", 3},  {"LFE", 4}, {"SUB", 4}, {"RL", 5}, {"BL", 5},
+      {"RR", 6}, {"BR", 6}, {"SL", 7}, {"SR", 8},  {"sr", 8},  {"1", 1},  {"32", 32},
+      {"ALL", 0}, {"All", 0}};
+  for (const auto& [name, channel] : names) EXPECT_EQ(channel_from_name(name), channel) << name;
+  for (const char* bad : {"0", "33", "1.5", "-1", "X", "LR", ""}) {
+    EXPECT_FALSE(channel_from_name(bad)) << bad;
+  }
+}
+
+TEST(ParametricEq, ChannelErrorsNameTheFileAndLine) {
+  EXPECT_EQ(error_of("Filter 1: ON PK Fc 100 Hz Gain 1 dB Q 1\nChannel: 1 2\n"),
+            "hd650.txt:2: \"Channel: 1 2\" names several channels; an eq band applies to one "
+            "channel or to all, so give each channel its own Channel: line and filters (or use "
+            "ALL)");
+  EXPECT_EQ(error_of("Channel: L R\n"),
+            "hd650.txt:1: \"Channel: L R\" names several channels; an eq band applies to one "
+            "channel or to all, so give each channel its own Channel: line and filters (or use "
+            "ALL)");
+  EXPECT_EQ(error_of("Channel: ALL L\n"),
+            "hd650.txt:1: \"Channel: ALL L\" names several channels; an eq band applies to one "
+            "channel or to all, so give each channel its own Channel: line and filters (or use "
+            "ALL)");
+  EXPECT_EQ(error_of("# x\nChannel: Q\n"),
+            "hd650.txt:2: unknown channel \"Q\" (expected L, R, C, LFE, RL, RR, SL, SR, BL, BR, "
+            "a number 1..32, or ALL)");
+  EXPECT_EQ(error_of("Channel: 33\n"),
+            "hd650.txt:1: unknown channel \"33\" (expected L, R, C, LFE, RL, RR, SL, SR, BL, BR, "
+            "a number 1..32, or ALL)");
+  EXPECT_EQ(error_of("Channel:\n"),
+            "hd650.txt:1: Channel has no value (expected a channel such as L, R, 1, 2, or ALL)");
+  EXPECT_EQ(error_of("Preamp: -3 dB\nChannel: R\nPreamp: -1 dB\n"),
+            "hd650.txt:3: Preamp after \"Channel: R\" would apply to that channel only, but the "
+            "eq's preamp is common to all channels; move it before the first Channel: line or "
+            "after \"Channel: ALL\"");
+}
+
+TEST(EqInitParams, ChannelsFromPresetAndInlineBandsFillTheChannelSlots) {
+  TempFile preset("Preamp: -2 dB\nFilter 1: ON PK Fc 100 Hz Gain 1 dB Q 1\nChannel: R\n"
+                  "Filter 2: ON PK Fc 200 Hz Gain 2 dB Q 1\n",
+                  "eq_channel_preset.txt");
+  auto params = default_params();
+  init_params("preset = \"" + preset.path +
+                  "\"\nbands = [ { type = \"peak\", freq = 50.0, channel = 3 },"
+                  " { type = \"peak\", freq = 60.0, channel = \"SL\" },"
+                  " { type = \"peak\", freq = 70.0 }, { type = \"peak\", freq = 80.0, channel = 2.0 } ]\n",
+              params);
+  const double expected[] = {0, 2, 3, 7, 0, 2};
+  for (int b = 0; b < 6; ++b) EXPECT_EQ(params[band_param(b, kFieldChannel)][0], expected[b]) << b;
+  EXPECT_DOUBLE_EQ(params[band_param(3, kFieldFreq)][0], 60);
+}
+
+TEST(EqInitParams, InlineChannelErrors) {
+  EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, channel = 33 } ]"),
+            "bands[0]: channel = 33 is out of range: 0 (all channels) or 1..32");
+  EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, channel = -1 } ]"),
+            "bands[0]: channel = -1 is out of range: 0 (all channels) or 1..32");
+  EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, channel = 1.5 } ]"),
+            "bands[0]: channel must be a whole number: 0 (all channels) or 1..32");
+  EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, channel = true } ]"),
+            "bands[0]: channel must be a whole number: 0 (all channels) or 1..32");
+  EXPECT_EQ(init_error("bands = [ { type = \"peak\", freq = 100.0, channel = \"left\" } ]"),
+            "bands[0]: unknown channel \"left\" (0 (all channels) or 1..32, or L, R, C, LFE, RL, "
+            "RR, SL, SR, BL, BR, ALL)");
+}
+
+// ---------------------------------------------------------------------------
+// The slot layout: the registry lists the parameters in band_param() order,
+// with the ranges the parsers use.
+
+TEST(EqLayout, RegistryParamsFollowTheSlotLayout) {
+  const registry::TypeSpec* spec = registry::find_type("eq");
+  ASSERT_NE(spec, nullptr);
+  ASSERT_EQ(spec->params.size(), static_cast<std::size_t>(kParamCount));
+  EXPECT_EQ(spec->params[kParamPreamp].name, "preamp");
+  const char* fields[kBandParamCount] = {"on", "type", "freq", "gain", "q", "channel"};
+  for (int b = 0; b < kMaxBands; ++b) {
+    for (int f = 0; f < kBandParamCount; ++f) {
+      const std::string name = "band/" + std::to_string(b + 1) + "/" + fields[f];
+      EXPECT_EQ(spec->params[band_param(b, static_cast<BandField>(f))].name, name);
+      EXPECT_EQ(registry::find_param(*spec, name), band_param(b, static_cast<BandField>(f)));
+    }
+    const auto& channel = spec->params[band_param(b, kFieldChannel)];
+    EXPECT_EQ(channel.kind, shm::ParamKind::kInt);
+    EXPECT_EQ(channel.min, 0);
+    EXPECT_EQ(channel.max, kMaxBandChannel);
+    EXPECT_EQ(channel.def, 0);
+  }
+  EXPECT_LE(spec->params.size(), shm::kMaxParams);
 }
 
 }  // namespace
