@@ -8,7 +8,7 @@
 // x86-64) and again with the portable build (SSE2), which is what any x86-64
 // gets. Single-threaded; standalone main, no test framework.
 //
-//   g++ -std=c++20 -O2 -Wall -Wextra -I. bench/eq_bench.cpp modules/eq/eq_dsp.cpp -o /tmp/eq_bench
+//   g++ -std=c++20 -O2 -Wall -Wextra -I. bench/eq_bench.cpp modules/eq/eq_dsp.cpp modules/eq/eq_kernels.cpp -o /tmp/eq_bench
 //   /tmp/eq_bench [runs]
 //
 // Prints median, min and max over the runs (default 9, at least 5) and the

@@ -1,5 +1,8 @@
-// Equalizer DSP: band design, the glide, and the per-sample kernels. setup() is
-// [setup]; everything else runs on the module's audio thread ([rt]) or anywhere.
+// Equalizer DSP: band types, band design (cookbook responses as TPT SVFs) and
+// the Equalizer's setup, targets, glide and process(); the per-sample kernels
+// that process() runs, their speed and their denormal handling are in
+// eq_kernels.*. setup() is [setup]; set_*(), reset(), process() and the glide
+// run on the module's audio thread ([rt]); names, design() and meters: [any].
 //
 // Why a TPT state-variable filter, and how it moves
 // -------------------------------------------------
@@ -23,28 +26,11 @@
 // segment; nothing when idle). Across the segment the coefficients walk from
 // the old design to the new one in kStepFrames (4) frame steps: the linear
 // interpolation between the two designs, sampled at the end of each step and
-// held for its 4 frames. On/off, type and channel changes fade the band's
-// output mix between the identity and its response (a type or channel change
-// fades out, swaps with fresh states, fades in). OSC changes that arrive block
-// by block therefore become one continuous motion.
-//
-// Why holding coefficients for 4 frames is still free of zipper noise: the
-// states carry on unchanged across a coefficient step and keep their meaning
-// (integrator levels), so a step in the loop coefficients bends the states'
-// trajectories but moves neither state: nothing jumps. Only the output mix
-// (c1, c2, d) turns a step into an output step, of the coefficient step times
-// the state level. A step is 1/16 of a segment's glide increment, itself alpha
-// = 1 - exp(-64/480) = 12.5 % of the remaining distance (10 ms at 48 kHz): 0.8
-// % of the remaining change per step, so a 24 dB gain jump moves by at most
-// 0.2 dB per step, a 20 Hz..20 kHz sweep in 1 s by 1/1200 octave per step, a
-// fading band's mix by 0.8 % of its effect per step, and the steps shrink as
-// the glide converges. Measured against the same glide stepped every frame,
-// the difference above 3 kHz peaks at -50 dB (re output peak) for a +12 dB
-// band toggled on a 200 Hz tone, -45 dB for +-12 dB gain jumps, below -90 dB
-// for that sweep, for the few ms the glide takes; per-frame stepping would
-// double a moving band's work (six more adds per frame), this adds six per
-// four frames. EqGlide.SteppedCoefficientsLeaveNoZipperResidue holds the
-// line, and the click tests bound the largest sample step.
+// held for its 4 frames (why that is free of zipper noise: eq_kernels.cpp).
+// On/off, type and channel changes fade the band's output mix between the
+// identity and its response (a type or channel change fades out, swaps with
+// fresh states, fades in). OSC changes that arrive block by block therefore
+// become one continuous motion.
 //
 // Stability while moving: the loop matrix of the SVF (zero input) is
 //   M = [[2a1 - 1, -2a2], [2a2, 1 - 2a3]]
@@ -62,61 +48,29 @@
 // share a vector register, so a band restricted to one channel of a pair runs
 // with identity coefficients in the other lane (exact: y = 1*x + 0*states) and
 // runs on that pair only; each pair has its own list of bands.
-//
-// Speed: the SVF runs in an equivalent state-space form (6 coefficients, the
-// same integrator states; x -> y is one multiply-add, so a cascade of bands
-// pipelines well), in double precision with a channel pair in one vector
-// register. Bands run in chunks of up to five per pass over the segment (10
-// bands as 5 + 5), so a chunk's states stay in registers (16 vector registers:
-// 10 states, the signal and temporaries) and the chunk's independent state
-// recurrences overlap; the cost is then throughput-bound (7 multiplies and 6
-// adds per band and frame). Idle bands (off and faded out) cost nothing, and
-// when nothing moves the glide bookkeeping is skipped altogether. Float I/O
-// converts and (de)interleaves four frames per vector operation. The pair loop
-// (I/O, preamp, bands) is compiled twice: for the baseline target and, on
-// x86-64, for AVX2+FMA, chosen at setup from the CPU; there the recurrences
-// contract to fused multiply-adds, written so that the late operand (the
-// signal from the previous band, the state difference u) is the one fused. See
-// bench/eq_bench.cpp for figures.
-//
-// Denormals: the module thread runs with FTZ/DAZ, and the kernels do not rely
-// on it: input float denormals are read as zero (integer test, no FP assist),
-// states are double (their denormal range is 1e-308, far below anything a
-// 64-frame segment can decay to from the 1e-30 floor, short of a pole radius
-// under 1e-4), states below 1e-30 are flushed to zero at every segment, and
-// outputs below 1e-30 are written as 0.
 #include "modules/eq/eq_dsp.hpp"
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numbers>
 #include <stdexcept>
 
-// The kernels are written once and inlined into each build of the pair loop.
-#define RACKD_EQ_INLINE inline __attribute__((always_inline))
+#include "modules/eq/eq_kernels.hpp"
 
 namespace rackd::eq {
 namespace {
 
-using V2 = Equalizer::V2;
-using Kernel = Equalizer::Kernel;
-using State = Equalizer::State;
-using Frame = Equalizer::Frame;
-typedef float F4 __attribute__((vector_size(16)));
-typedef float F2 __attribute__((vector_size(8)));
-typedef int32_t I4 __attribute__((vector_size(16)));
-typedef int64_t L2 __attribute__((vector_size(16)));
+using kernels::fast_exp;
+using kernels::Kernel;
+using kernels::PairJob;
+using kernels::to_kernel;
 
-constexpr double kTiny = 1e-30;       // flush threshold for states and outputs
 constexpr double kSnapLn = 1e-5 * std::numbers::ln2;  // glide ends 1e-5 octave from the target
 constexpr double kSnapDb = 1e-4;
 constexpr double kSnapMix = 1e-5;
 constexpr double kSnapGain = 1e-7;     // preamp, linear
 constexpr double kMaxFreqFraction = 0.49;  // of the rate: keeps tan() finite
 constexpr double kMinQ = 0.01;
-constexpr int kMaxChunk = 5;
-constexpr uint32_t kStep = Equalizer::kStepFrames;
 
 constexpr std::string_view kNames[kBandTypeCount] = {
     "peak",     "low_shelf",  "high_shelf", "low_shelf_fixed", "high_shelf_fixed", "low_pass",
@@ -190,68 +144,8 @@ double tan_for(double hz, double rate_hz) noexcept {
   return std::tan(std::numbers::pi * clamp_freq(hz, rate_hz) / rate_hz);
 }
 
-// e^x, lane by lane, for |x| <= 700 within a few ulp; inline, branch-free,
-// both lanes at once: what the glide designs from between a band's old and new
-// settings (ln g and ln A of a band together), where glibc's exp, exp2 and tan
-// cost several times as much. Cody-Waite reduction to |r| <= ln(2)/2, the
-// Taylor series to r^13 (truncation below 1e-17), 2^n added to the exponent.
-inline V2 fast_exp(V2 x) noexcept {
-  constexpr double kLog2e = 1.4426950408889634074;
-  constexpr double kLn2Hi = 6.93147180369123816490e-01;  // ln 2, high 32 bits
-  constexpr double kLn2Lo = 1.90821492927058770002e-10;  // ln 2 - kLn2Hi
-  constexpr V2 kRound = {0x1.8p52, 0x1.8p52};  // adding it rounds to an integer
-  x = x < -700.0 ? V2{-700.0, -700.0} : x;
-  x = x > 700.0 ? V2{700.0, 700.0} : x;
-  const V2 shifted = x * kLog2e + kRound;  // n in the low mantissa bits
-  const V2 n = shifted - kRound;
-  const V2 r = (x - n * kLn2Hi) - n * kLn2Lo;
-  // Estrin's scheme: short chains instead of one of thirteen.
-  const V2 r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-  const V2 p01 = 1.0 + r, p23 = 1.0 / 2 + r * (1.0 / 6), p45 = 1.0 / 24 + r * (1.0 / 120),
-           p67 = 1.0 / 720 + r * (1.0 / 5040), p89 = 1.0 / 40320 + r * (1.0 / 362880),
-           p1011 = 1.0 / 3628800 + r * (1.0 / 39916800),
-           p1213 = 1.0 / 479001600 + r * (1.0 / 6227020800);
-  const V2 p03 = p01 + r2 * p23, p47 = p45 + r2 * p67, p811 = p89 + r2 * p1011;
-  const V2 p = p03 + r4 * p47 + r8 * (p811 + r4 * p1213);
-  const L2 n_bits = reinterpret_cast<L2>(shifted) - reinterpret_cast<L2>(kRound);
-  return reinterpret_cast<V2>(reinterpret_cast<L2>(p) + (n_bits << 52));
-}
-
-// The SVF with output mix `mix` (0: identity) in state-space form. With
-// s = (ic1, ic2): v1 = a1*ic1 - a2*ic2 + a2*x, v2 = a2*ic1 + (1-a3)*ic2 + a3*x,
-// ic' = 2v - ic, y = m0*x + m1*v1 + m2*v2. The loop part (m11, b1, b2) is affine
-// in (a1, a2, a3), so interpolating it linearly interpolates the design's a's.
-// Lanes not in `lanes` (bit 0: lane 0, bit 1: lane 1) get the identity.
-void to_kernel(const SvfCoefs& c, double mix, int lanes, Kernel& k) noexcept {
-  const double m0 = 1 + mix * (c.m0 - 1), m1 = mix * c.m1, m2 = mix * c.m2;
-  const double m11 = 2 * c.a1 - 1, b1 = 2 * c.a2, b2 = 2 * c.a3;
-  const double c1 = m1 * c.a1 + m2 * c.a2, c2 = -m1 * c.a2 + m2 * (1 - c.a3);
-  const double d = m0 + m1 * c.a2 + m2 * c.a3;
-  if (lanes == 3) {
-    k = {V2{m11, m11}, V2{b1, b1}, V2{b2, b2}, V2{c1, c1}, V2{c2, c2}, V2{d, d}};
-    return;
-  }
-  const bool l0 = lanes & 1, l1 = lanes & 2;
-  k.m11 = V2{l0 ? m11 : 1.0, l1 ? m11 : 1.0};
-  k.b1 = V2{l0 ? b1 : 0.0, l1 ? b1 : 0.0};
-  k.b2 = V2{l0 ? b2 : 0.0, l1 ? b2 : 0.0};
-  k.c1 = V2{l0 ? c1 : 0.0, l1 ? c1 : 0.0};
-  k.c2 = V2{l0 ? c2 : 0.0, l1 ? c2 : 0.0};
-  k.d = V2{l0 ? d : 1.0, l1 ? d : 1.0};
-}
-
-Kernel to_kernel(const SvfCoefs& c, double mix, int lanes) noexcept {
-  Kernel k;
-  to_kernel(c, mix, lanes, k);
-  return k;
-}
-
 const Kernel kIdentity = to_kernel(SvfCoefs{}, 0.0, 3);
 const Kernel kNoStep{};
-
-RACKD_EQ_INLINE void add_to(Kernel& k, const Kernel& d) noexcept {
-  k.m11 += d.m11, k.b1 += d.b1, k.b2 += d.b2, k.c1 += d.c1, k.c2 += d.c2, k.d += d.d;
-}
 
 // One-pole step towards `target`; true while still moving (snaps when close).
 bool glide(double& now, double target, double alpha, double snap) noexcept {
@@ -263,200 +157,6 @@ bool glide(double& now, double target, double alpha, double snap) noexcept {
   now += diff * alpha;
   return true;
 }
-
-// ---------------------------------------------------------------------------
-// Float I/O. Denormals and -0 are read as +0 by an integer test, so a denormal
-// never reaches the FPU without DAZ; outputs below kTiny are written as 0.
-
-RACKD_EQ_INLINE double load_sample(const float* p) noexcept {
-  uint32_t bits;
-  std::memcpy(&bits, p, sizeof bits);
-  if ((bits & 0x7f80'0000u) == 0) return 0.0;
-  return static_cast<double>(*p);
-}
-
-RACKD_EQ_INLINE float store_sample(double v) noexcept {
-  return std::fabs(v) < kTiny ? 0.0f : static_cast<float>(v);
-}
-
-RACKD_EQ_INLINE F4 load4(const float* p) noexcept {
-  F4 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-RACKD_EQ_INLINE void store4(float* p, F4 v) noexcept { std::memcpy(p, &v, sizeof v); }
-
-RACKD_EQ_INLINE F4 zero_denormals(F4 v) noexcept {
-  const I4 bits = reinterpret_cast<I4>(v);
-  const I4 zero_exponent = (bits & 0x7f80'0000) == 0;  // all ones where denormal or zero
-  return reinterpret_cast<F4>(bits & ~zero_exponent);
-}
-
-RACKD_EQ_INLINE V2 flush_tiny(V2 v) noexcept {
-  const L2 bits = reinterpret_cast<L2>(v);
-  const V2 magnitude = reinterpret_cast<V2>(bits & 0x7fff'ffff'ffff'ffffll);
-  const L2 tiny = magnitude < V2{kTiny, kTiny};
-  return reinterpret_cast<V2>(bits & ~tiny);
-}
-
-// [rt] Interleaves n frames of two channels into `buf`, times the preamp ramp
-// gain0 + gain_step * (i + 1).
-RACKD_EQ_INLINE void load_pair(const float* in0, const float* in1, uint32_t n, double gain0,
-                               double gain_step, Frame* buf) noexcept {
-  uint32_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const F4 l = zero_denormals(load4(in0 + i)), r = zero_denormals(load4(in1 + i));
-    const F4 lo = __builtin_shufflevector(l, r, 0, 4, 1, 5);
-    const F4 hi = __builtin_shufflevector(l, r, 2, 6, 3, 7);
-    const V2 x0 = __builtin_convertvector(__builtin_shufflevector(lo, lo, 0, 1), V2);
-    const V2 x1 = __builtin_convertvector(__builtin_shufflevector(lo, lo, 2, 3), V2);
-    const V2 x2 = __builtin_convertvector(__builtin_shufflevector(hi, hi, 0, 1), V2);
-    const V2 x3 = __builtin_convertvector(__builtin_shufflevector(hi, hi, 2, 3), V2);
-    buf[i].v = x0 * (gain0 + gain_step * (i + 1));
-    buf[i + 1].v = x1 * (gain0 + gain_step * (i + 2));
-    buf[i + 2].v = x2 * (gain0 + gain_step * (i + 3));
-    buf[i + 3].v = x3 * (gain0 + gain_step * (i + 4));
-  }
-  for (; i < n; ++i) {
-    buf[i].v = V2{load_sample(in0 + i), load_sample(in1 + i)} * (gain0 + gain_step * (i + 1));
-  }
-}
-
-// [rt] De-interleaves n frames from `buf` into two channels.
-RACKD_EQ_INLINE void store_pair(const Frame* buf, uint32_t n, float* out0, float* out1) noexcept {
-  uint32_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const F2 f0 = __builtin_convertvector(flush_tiny(buf[i].v), F2);
-    const F2 f1 = __builtin_convertvector(flush_tiny(buf[i + 1].v), F2);
-    const F2 f2 = __builtin_convertvector(flush_tiny(buf[i + 2].v), F2);
-    const F2 f3 = __builtin_convertvector(flush_tiny(buf[i + 3].v), F2);
-    const F4 a = __builtin_shufflevector(f0, f1, 0, 1, 2, 3);
-    const F4 b = __builtin_shufflevector(f2, f3, 0, 1, 2, 3);
-    store4(out0 + i, __builtin_shufflevector(a, b, 0, 2, 4, 6));
-    store4(out1 + i, __builtin_shufflevector(a, b, 1, 3, 5, 7));
-  }
-  for (; i < n; ++i) {
-    out0[i] = store_sample(buf[i].v[0]);
-    out1[i] = store_sample(buf[i].v[1]);
-  }
-}
-
-// ---------------------------------------------------------------------------
-// The kernel: N bands (N <= kMaxChunk) over `frames` frames of one channel
-// pair, in place. Without kRamp the coefficients hold still; with it each band
-// adds its step before every kStep frames after the first (so the last step
-// ends on the segment's end design). At the end the states are flushed below
-// kTiny and checked; false if any is NaN or infinite.
-template <int N, bool kRamp>
-RACKD_EQ_INLINE bool run_chunk(const Kernel* const* kernel, const Kernel* const* step,
-                               State* const* state, Frame* buf, uint32_t frames) noexcept {
-  Kernel k[N];
-  V2 s1[N], s2[N];
-  for (int j = 0; j < N; ++j) {
-    k[j] = *kernel[j];
-    s1[j] = state[j]->ic1;
-    s2[j] = state[j]->ic2;
-  }
-  uint32_t i = 0;
-  uint32_t stop = kRamp ? std::min(frames, kStep) : frames;
-  for (;;) {
-    for (; i < stop; ++i) {
-      V2 x = buf[i].v;
-      // Unrolled so that the chunk's states live in registers. The sums are
-      // ordered for FMA contraction (the AVX2 build; GCC fuses products into
-      // the sums that use them, in order): the late operands, x from the
-      // previous band and u, reach y and the states through one fused
-      // multiply-add each.
-#pragma GCC unroll 8
-      for (int j = 0; j < N; ++j) {
-        const V2 a = s1[j], b = s2[j];
-        const V2 u = x - b;
-        const V2 y = k[j].c1 * a + k[j].c2 * b + k[j].d * x;
-        s1[j] = k[j].b1 * u + k[j].m11 * a;
-        s2[j] = k[j].b2 * u + (b + k[j].b1 * a);
-        x = y;
-      }
-      buf[i].v = x;
-    }
-    if constexpr (!kRamp) {
-      break;
-    } else {
-      if (i >= frames) break;
-      for (int j = 0; j < N; ++j) add_to(k[j], *step[j]);
-      stop = std::min(frames, stop + kStep);
-    }
-  }
-  L2 finite = ~L2{};
-  for (int j = 0; j < N; ++j) {
-    s1[j] = flush_tiny(s1[j]);
-    s2[j] = flush_tiny(s2[j]);
-    finite &= ((s1[j] - s1[j]) == V2{}) & ((s2[j] - s2[j]) == V2{});  // x - x is NaN for NaN/Inf
-    state[j]->ic1 = s1[j];
-    state[j]->ic2 = s2[j];
-  }
-  return (finite[0] & finite[1]) != 0;
-}
-
-template <bool kRamp>
-RACKD_EQ_INLINE bool run_bands(const Kernel* const* kernel, const Kernel* const* step,
-                               State* const* state, int count, Frame* buf,
-                               uint32_t frames) noexcept {
-  bool finite = true;
-  for (int j = 0; j < count;) {
-    // Even chunks: 10 bands run as 5 + 5, 6 as 3 + 3, never 5 + 1.
-    const int left = count - j;
-    const int chunks = (left + kMaxChunk - 1) / kMaxChunk;
-    const int n = (left + chunks - 1) / chunks;
-    const Kernel* const* k = kernel + j;
-    const Kernel* const* d = step + j;
-    State* const* s = state + j;
-    switch (n) {
-      case 5: finite &= run_chunk<5, kRamp>(k, d, s, buf, frames); break;
-      case 4: finite &= run_chunk<4, kRamp>(k, d, s, buf, frames); break;
-      case 3: finite &= run_chunk<3, kRamp>(k, d, s, buf, frames); break;
-      case 2: finite &= run_chunk<2, kRamp>(k, d, s, buf, frames); break;
-      default: finite &= run_chunk<1, kRamp>(k, d, s, buf, frames); break;
-    }
-    j += n;
-  }
-  return finite;
-}
-
-// One segment of one channel pair: what process() hands to a kernel build.
-struct PairJob {
-  const float* in0;
-  const float* in1;     // a silent buffer for the missing lane of an odd count
-  float* out0;
-  float* out1;          // a scratch buffer for the missing lane
-  uint32_t frames;      // <= kSegmentFrames
-  double gain0, gain_step;
-  const Kernel* const* kernel;  // per band of the pair, in order
-  const Kernel* const* step;
-  State* const* state;
-  int count;
-  bool ramp;
-  Frame* buf;
-};
-
-RACKD_EQ_INLINE bool pair_body(const PairJob& job) noexcept {
-  load_pair(job.in0, job.in1, job.frames, job.gain0, job.gain_step, job.buf);
-  const bool finite =
-      job.ramp ? run_bands<true>(job.kernel, job.step, job.state, job.count, job.buf, job.frames)
-               : run_bands<false>(job.kernel, job.step, job.state, job.count, job.buf, job.frames);
-  store_pair(job.buf, job.frames, job.out0, job.out1);
-  return finite;
-}
-
-// [rt] The builds. Returns false when a state went non-finite.
-bool run_pair_portable(const PairJob& job) noexcept RACKD_RT { return pair_body(job); }
-
-#if defined(__x86_64__)
-#define RACKD_EQ_AVX2 1
-__attribute__((target("avx2,fma"))) bool run_pair_avx2(const PairJob& job) noexcept RACKD_RT {
-  return pair_body(job);
-}
-#endif
 
 }  // namespace
 
@@ -708,9 +408,9 @@ void Equalizer::process(const float* const* in, float* const* out, uint32_t fram
     snap_ = false;
   }
   static constexpr float kSilence[kSegmentFrames] = {};
-  bool (*run_pair)(const PairJob&) noexcept RACKD_RT = run_pair_portable;
+  bool (*run_pair)(const PairJob&) noexcept RACKD_RT = kernels::run_pair_portable;
 #ifdef RACKD_EQ_AVX2
-  if (isa_ == Isa::kAvx2Fma) run_pair = run_pair_avx2;
+  if (isa_ == Isa::kAvx2Fma) run_pair = kernels::run_pair_avx2;
 #endif
   for (uint32_t offset = 0; offset < frames; offset += kSegmentFrames) {
     const uint32_t n = std::min(kSegmentFrames, frames - offset);

@@ -3,7 +3,7 @@
 // filters, double precision) and the smoothed multi-band process(). setup()
 // and use_portable_kernels() allocate or choose code and may throw ([setup]);
 // set_*(), reset() and process() are [rt] and run on the module's audio
-// thread. Implemented in eq_dsp.cpp.
+// thread. Implemented in eq_dsp.cpp; the per-sample kernels in eq_kernels.*.
 #pragma once
 
 #include <cstdint>
@@ -131,7 +131,7 @@ class Equalizer {
   struct Frame {
     V2 v;         // one frame of one channel pair
   };
-  // One band in state-space form, derived from SvfCoefs (see eq_dsp.cpp):
+  // One band in state-space form, derived from SvfCoefs (see eq_kernels.hpp):
   //   u = x - ic2;  y = c1*ic1 + c2*ic2 + d*x
   //   ic1 = m11*ic1 + b1*u;  ic2 = ic2 + b1*ic1 + b2*u   (right side: old ic)
   // Each coefficient is stored per lane, so the kernel multiplies straight from
