@@ -2,6 +2,7 @@
 // JACK, ...). The PortAudio callback is the audio thread that runs the graph.
 #include <alsa/asoundlib.h>
 #include <pthread.h>
+#include <sched.h>
 #include <portaudio.h>
 
 #include <algorithm>
@@ -92,6 +93,7 @@ struct LiveState {
   // The device thread, published by its first callback for --audio-cpu.
   pthread_t thread{};
   std::atomic<bool> have_thread{false};
+  int thread_cpu = -1;               // where that first callback ran (read after have_thread)
 };
 
 // [control] Percentile q (0..1) of the callback durations, in microseconds.
@@ -116,6 +118,7 @@ int callback(const void* input, void* output, unsigned long frames, const PaStre
   enable_ftz_daz();
   if (!s->have_thread.load(std::memory_order_relaxed)) {
     s->thread = pthread_self();  // a thread-pointer read, no system call
+    s->thread_cpu = sched_getcpu();  // rseq/vDSO, no system call
     s->have_thread.store(true, std::memory_order_release);
   }
   if (flags & (paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow))
@@ -253,9 +256,15 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   std::string pinning;
   {
     std::string why;
-    const int cpu = choose_audio_cpu(patch, opt.audio_cpu, why);
+    int cpu = choose_audio_cpu(patch, opt.audio_cpu, why);
     for (int i = 0; i < 200 && !state.have_thread.load(std::memory_order_acquire); ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // auto: the CPU the device thread was woken on, where the sound server
+    // (jackd, or the ALSA interrupt) hands each cycle over without a
+    // cross-core wake-up.
+    if (opt.audio_cpu.mode == AudioCpuOption::Mode::kAuto && cpu >= 0 &&
+        state.have_thread.load(std::memory_order_acquire) && state.thread_cpu >= 0)
+      cpu = state.thread_cpu;
     if (cpu < 0) pinning = "audio threads not pinned: " + why;
     else if (!state.have_thread.load(std::memory_order_acquire)) pinning = "audio threads not pinned: no callback yet";
     else pinning = pin_live(server, state.thread, cpu, cfg.rt_priority);
