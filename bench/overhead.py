@@ -2,7 +2,16 @@
 """Per-module overhead: a chain of N rackd `passthrough` processes beside the
 same chain of N JACK2 clients (`jack_thru`, chained with `jack_connect`), on
 the same dummy JACK device (48 kHz / 128 frames), measured the same way in the
-same run:
+same run. Both chains start at the device's capture ports and end at its
+playback ports: rackd's first passthrough reads the device input itself.
+
+Two pairs per N: rackd and JACK2 as a user gets them (rackd's default
+`--audio-cpu auto` puts a chain's device thread and modules on the CPU its
+device thread runs on; jackd floats), and both with everything on one CPU
+(jackd and JACK2's clients by taskset, rackd by `--audio-cpu`), so the gain of
+the placement and the cost of the process structure can be told apart. rackd
+always has one process more than JACK2 in the relay (the server between the
+device and the first module, and again at the end). Measured for each:
 
 * JACK's DSP load (jack_cpu_load), the share of the period the graph takes,
   sampled for both setups; per hop = load x period / N;
@@ -56,11 +65,15 @@ def children(pid):
     return out
 
 
+def pinned(cmd, cpu):
+    return cmd if cpu is None else ["taskset", "-c", str(cpu)] + cmd
+
+
 class Jack:
-    def __init__(self, name):
+    def __init__(self, name, cpu=None, period=128):
         self.name = name
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_START_SERVER="1")
-        self.proc = subprocess.Popen(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", "128"],
+        self.proc = subprocess.Popen(pinned(["jackd", "-n", name, "-d", "dummy", "-r", "48000", "-p", str(period)], cpu),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for _ in range(100):
             if subprocess.run(["jack_lsp"], env=self.env, capture_output=True).returncode == 0:
@@ -92,8 +105,8 @@ def sample_load(env, seconds):
 
 
 def chain_patch(n):
-    lines = ['[[module]]\nname = "src"\ntype = "capture"\nsource = "tone"\n']
-    prev = "src"
+    lines = ['[server]\ninput_channels = 2\n']
+    prev = "device"
     for k in range(1, n + 1):
         lines.append(f'[[module]]\nname = "p{k}"\ntype = "passthrough"\ninput = "{prev}"\n')
         prev = f"p{k}"
@@ -101,14 +114,15 @@ def chain_patch(n):
     return "\n".join(lines)
 
 
-def run_rackd(bindir, n, seconds):
-    jack = Jack(f"bench-rackd-{os.getpid()}-{n}")
+def run_rackd(bindir, n, seconds, cpu=None):
+    jack = Jack(f"bench-rackd-{os.getpid()}-{n}-{cpu}", cpu)
     with tempfile.TemporaryDirectory() as d:
         patch = os.path.join(d, "chain.toml")
         with open(patch, "w") as f:
             f.write(chain_patch(n))
         env = dict(jack.env, RACKD_OSC_PORT="-1")
-        p = subprocess.Popen([os.path.join(bindir, "rackd"), "run", patch], env=env,
+        extra = [] if cpu is None else ["--audio-cpu", str(cpu)]
+        p = subprocess.Popen([os.path.join(bindir, "rackd"), "run", patch] + extra, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2)
         pids = [p.pid, jack.proc.pid] + children(p.pid)
@@ -124,9 +138,9 @@ def run_rackd(bindir, n, seconds):
     return {"load": loads, "cpu_per_s": (c1 - c0) / (t1 - t0), "summary": summary}
 
 
-def run_jack2(n, seconds):
-    jack = Jack(f"bench-jack2-{os.getpid()}-{n}")
-    clients = [subprocess.Popen(["jack_thru", f"thru{k}"], env=jack.env, stdout=subprocess.DEVNULL,
+def run_jack2(n, seconds, cpu=None):
+    jack = Jack(f"bench-jack2-{os.getpid()}-{n}-{cpu}", cpu)
+    clients = [subprocess.Popen(pinned(["jack_thru", f"thru{k}"], cpu), env=jack.env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL) for k in range(1, n + 1)]
     time.sleep(1 + n * 0.05)
     src = "system:capture_"
@@ -156,21 +170,35 @@ def main():
     ap.add_argument("--chains", default="1,8,32")
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "bin"))
     a = ap.parse_args()
-    print(f"per-module overhead, dummy JACK 48 kHz / 128 frames, {a.seconds:.0f} s per run")
-    print(f"{'N':>3} | {'rackd load %':>12} {'JACK2 load %':>12} {'ratio':>6} | {'rackd us/hop':>12} "
-          f"{'JACK2 us/hop':>12} | {'rackd cycle p50/p99 us':>22} | {'rackd cpu s/s':>13} {'JACK2 cpu s/s':>13} "
-          f"{'ratio':>6} | xruns rackd/jack2-driver")
+    cpu = max(os.sched_getaffinity(0))
+    print(f"per-module overhead, dummy JACK 48 kHz / 128 frames, {a.seconds:.0f} s per run; "
+          f"load = JACK DSP load (cycle start to graph done / period), median [min..max] of 1 s samples")
+    print(f"{'N':>3} | {'setup':<22} | {'load %':>22} | {'us/hop':>7} | {'cpu s/s':>8} | "
+          f"{'rackd/JACK2 load':>16} {'cpu':>5} | {'xruns':>5} | rackd cycle p50/p99 us")
     for n in [int(x) for x in a.chains.split(",")]:
-        r = run_rackd(a.bin, n, a.seconds)
-        j = run_jack2(n, a.seconds)
-        rl = statistics.median(r["load"]) if r["load"] else float("nan")
-        jl = statistics.median(j["load"]) if j["load"] else float("nan")
-        cyc = r["summary"].get("cycle_us", {})
-        print(f"{n:>3} | {rl:12.2f} {jl:12.2f} {rl / jl if jl else float('nan'):6.2f} | "
-              f"{rl / 100 * PERIOD_US / n:12.1f} {jl / 100 * PERIOD_US / n:12.1f} | "
-              f"{cyc.get('p50', -1):10.0f} /{cyc.get('p99', -1):10.0f} | "
-              f"{r['cpu_per_s']:13.3f} {j['cpu_per_s']:13.3f} {r['cpu_per_s'] / j['cpu_per_s'] if j['cpu_per_s'] else float('nan'):6.2f} | "
-              f"{r['summary'].get('xruns')}/{j['xruns']}", flush=True)
+        pairs = [(("rackd", run_rackd(a.bin, n, a.seconds)), ("JACK2", run_jack2(n, a.seconds))),
+                 ((f"rackd, jackd on CPU {cpu}", run_rackd(a.bin, n, a.seconds, cpu)),
+                  (f"JACK2, all on CPU {cpu}", run_jack2(n, a.seconds, cpu)))]
+        for pair in pairs:
+            med = {}
+            for name, x in pair:
+                load = x["load"] or [float("nan")]
+                med[name] = statistics.median(load)
+            (rn, r), (jn, j) = pair
+            for name, x in pair:
+                load = x["load"] or [float("nan")]
+                ratio = ""
+                extra = ""
+                xr = x.get("xruns")
+                if name == rn:
+                    ratio = (f"{med[rn] / med[jn] if med[jn] else float('nan'):16.2f} "
+                             f"{r['cpu_per_s'] / j['cpu_per_s'] if j['cpu_per_s'] else float('nan'):5.2f}")
+                    cyc = x["summary"].get("cycle_us", {})
+                    extra = f"{cyc.get('p50', -1):.0f} / {cyc.get('p99', -1):.0f}"
+                    xr = x["summary"].get("xruns")
+                print(f"{n:>3} | {name:<22} | {med[name]:7.2f} [{min(load):6.2f}..{max(load):6.2f}] | "
+                      f"{med[name] / 100 * PERIOD_US / n:7.1f} | {x['cpu_per_s']:8.3f} | {ratio:>22} | "
+                      f"{xr:>5} | {extra}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 // The live driver: a PortAudio stream on a real device (any host API: ALSA,
 // JACK, ...). The PortAudio callback is the audio thread that runs the graph.
 #include <alsa/asoundlib.h>
+#include <pthread.h>
+#include <sched.h>
 #include <portaudio.h>
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 
 #include "control/control_server.hpp"
 #include "control/osc_map.hpp"
+#include "server/audio_cpu.hpp"
 #include "server/drivers.hpp"
 #include "server/server.hpp"
 #include "shm/futex.hpp"
@@ -87,6 +90,10 @@ struct LiveState {
   static constexpr uint32_t kHistUs = 20000;
   std::vector<uint32_t> hist_us = std::vector<uint32_t>(kHistUs + 1, 0);
   std::atomic<uint64_t> max_ns{0};
+  // The device thread, published by its first callback for --audio-cpu.
+  pthread_t thread{};
+  std::atomic<bool> have_thread{false};
+  int thread_cpu = -1;               // where that first callback ran (read after have_thread)
 };
 
 // [control] Percentile q (0..1) of the callback durations, in microseconds.
@@ -109,6 +116,11 @@ int callback(const void* input, void* output, unsigned long frames, const PaStre
   RtScope rt;
   auto* s = static_cast<LiveState*>(user);
   enable_ftz_daz();
+  if (!s->have_thread.load(std::memory_order_relaxed)) {
+    s->thread = pthread_self();  // a thread-pointer read, no system call
+    s->thread_cpu = sched_getcpu();  // rseq/vDSO, no system call
+    s->have_thread.store(true, std::memory_order_release);
+  }
   if (flags & (paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow))
     s->xruns.fetch_add(1, std::memory_order_relaxed);
   auto** out = static_cast<float**>(output);
@@ -241,6 +253,23 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     Pa_CloseStream(stream);
     return 1;
   }
+  std::string pinning;
+  {
+    std::string why;
+    int cpu = choose_audio_cpu(patch, opt.audio_cpu, why);
+    for (int i = 0; i < 200 && !state.have_thread.load(std::memory_order_acquire); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // auto: the CPU the device thread was woken on, where the sound server
+    // (jackd, or the ALSA interrupt) hands each cycle over without a
+    // cross-core wake-up.
+    if (opt.audio_cpu.mode == AudioCpuOption::Mode::kAuto && cpu >= 0 &&
+        state.have_thread.load(std::memory_order_acquire) && state.thread_cpu >= 0)
+      cpu = state.thread_cpu;
+    if (cpu < 0) pinning = "audio threads not pinned: " + why;
+    else if (!state.have_thread.load(std::memory_order_acquire)) pinning = "audio threads not pinned: no callback yet";
+    else pinning = pin_live(server, state.thread, cpu, cfg.rt_priority);
+  }
+  std::fprintf(stderr, "rackd: %s\n", pinning.c_str());
   std::fprintf(stderr, "rackd: playing %s on \"%s\" at %u Hz, block %u, %u in / %u out; segment %s; OSC %s\n",
                patch.path.c_str(), full_name(dev).c_str(), cfg.rate_hz, cfg.block_frames, state.device_in,
                cfg.output_channels, server.engine().segment().name().c_str(),

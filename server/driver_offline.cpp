@@ -50,6 +50,11 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
 
   AudioWriter writer(opt.out, out_format);
   Server server(patch, cfg, module_directory());
+  // Offline nothing runs SCHED_FIFO, so a spinning module only slows the
+  // render (and meets --module-timeout); the modules read the CPU at start.
+  std::string no_pin;
+  const int cpu = choose_audio_cpu(patch, opt.audio_cpu, no_pin);
+  server.engine().segment().header().audio_cpu.store(cpu, std::memory_order_release);
   server.start(std::chrono::seconds(10));
   control::EventPlayer player(server.engine().segment(), std::move(events), cfg.rate_hz, cfg.block_frames);
 
@@ -68,6 +73,9 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   const uint64_t t0 = shm::now_ns();
   std::thread worker([&] {
     enable_ftz_daz();
+    const char* why = nullptr;
+    if (cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
+      std::fprintf(stderr, "rackd render: warning: cannot run on CPU %d (%s)\n", cpu, why);
     try {
       while (done < total_frames) {
         if (g_stop_requested.load()) {

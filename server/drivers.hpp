@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "server/audio_cpu.hpp"
 #include "server/patch.hpp"
 
 namespace rackd::server {
@@ -19,6 +20,7 @@ struct LiveOptions {
   int osc_port = 9000;               // control plane (control::kDefaultOscPort); -1: no OSC
   std::string osc_bind = "127.0.0.1";
   int osc_feedback = 0;              // [osc.map] feedback port; 0: the sender's
+  AudioCpuOption audio_cpu;          // where the audio threads run (audio_cpu.hpp)
 };
 
 struct RenderOptions {
@@ -29,6 +31,7 @@ struct RenderOptions {
   uint32_t block_frames = 0;         // 0: the patch's
   double module_timeout_s = 2.0;     // a module slower than this has its block replaced
   std::string events;                // timed parameter changes (control/events.hpp)
+  AudioCpuOption audio_cpu;          // where the render thread and the modules run
 };
 
 // Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.

@@ -49,8 +49,8 @@ Engine::Engine(const Patch& patch, const EngineConfig& config) : patch_(patch), 
     nodes_.push_back(n);
   }
   waiting_.reserve(nodes_.size());
-  wait_words_.reserve(nodes_.size());
-  wait_values_.reserve(nodes_.size());
+  wait_words_.reserve(nodes_.size() + 1);
+  wait_values_.reserve(nodes_.size() + 1);
   safety_.setup(config_.rate_hz);
   dc_coef_ = static_cast<float>(1.0 - std::exp(-(period_ns * 1e-9) / 0.05));
 }
@@ -79,6 +79,9 @@ void write_module_slots(shm::Segment& segment, const Patch& patch) {
     in.out_channels = m.out_channels;
     in.out_bus = i + 1;
     in.flags = m.spec->bypassable ? shm::kFlagBypassable : 0u;
+    in.upstream = m.input >= 0 ? static_cast<uint32_t>(m.input) : shm::kNoSlot;
+    in.followers = 0;
+    for (const PatchModule& other : patch.modules) in.followers += other.input == static_cast<int>(i) ? 1u : 0u;
     if (m.spec->params.size() > shm::kMaxParams) throw std::runtime_error("too many parameters");
     in.param_count = static_cast<uint32_t>(m.spec->params.size());
     for (uint32_t p = 0; p < in.param_count; ++p) {

@@ -3,7 +3,10 @@
 // the device driver's audio thread (PortAudio callback or offline loop).
 //
 // Within a cycle execution is synchronous, like JACK: every module whose input
-// is ready gets a request; the engine waits on the completion words of the
+// is ready gets a request, and a module whose input is still being computed by
+// a running module is armed to start the moment that module completes (the
+// module waits on its upstream's completion word, so a chain costs one wake-up
+// per hop, as in JACK2, not two); the engine waits on the completion words of the
 // modules it is waiting for, each with its own deadline; a module that is late,
 // dead, restarting, muted or failed has its block replaced (bypass when the
 // module allows it and channel counts match, otherwise a short fade to silence)
@@ -55,6 +58,8 @@ struct Node {
   uint64_t deadline_offset_ns = 0;   // live: from cycle start
 
   // Per cycle.
+  int follow = -1;                   // node whose completion starts this one (module-to-module hand-off)
+  bool wake_pending = false;         // armed in this forward pass, to be woken at its end
   bool launched = false;
   bool resolved = false;
   bool waiting = false;
@@ -110,8 +115,12 @@ class Engine {
   uint64_t mix_nonfinite() const noexcept { return mix_nonfinite_.load(std::memory_order_relaxed); }
 
  private:
+  enum class Verdict { kSend, kBusy, kBypass, kSilence };
   bool usable(const Node& n, uint32_t& generation) const noexcept RACKD_RT;
+  Verdict verdict(Node& n) noexcept RACKD_RT;
   void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
+  void send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
+  void rearm_followers(const Node& u) noexcept RACKD_RT;
   void complete(Node& n, uint32_t cycle) noexcept RACKD_RT;
   void replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept RACKD_RT;
   void mute(Node& n, shm::MuteReason reason) noexcept RACKD_RT;

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/audio_cpu.hpp"
 #include "server/drivers.hpp"
 #include "server/patch.hpp"
 
@@ -24,12 +25,14 @@ using namespace rackd::server;
 
 constexpr const char* kUsage = R"(usage:
   rackd run PATCH [--device NAME] [--block FRAMES] [--rate HZ] [--duration SECONDS]
-                  [--rt-priority N] [--osc-port PORT] [--osc-bind ADDR] [--osc-feedback PORT]
+                  [--rt-priority N] [--audio-cpu auto|none|CPU] [--osc-port PORT] [--osc-bind ADDR]
+                  [--osc-feedback PORT]
       Play PATCH live on a PortAudio device (default: the default output
       device). Stops on SIGINT/SIGTERM (or after --duration) and prints one
       JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
                      [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
+                     [--audio-cpu auto|none|CPU]
       Run the same module processes offline, as fast as the graph allows. IN is
       the device input the patch sees; OUT keeps IN's rate and sample format
       (without --in: --duration is required, format by extension: .wav float,
@@ -44,6 +47,10 @@ constexpr const char* kUsage = R"(usage:
   --block FRAMES      frames per cycle (default: the patch's [server] block, 128)
   --rate HZ           sample rate (default: the patch's [server] rate, 48000)
   --rt-priority N     SCHED_FIFO priority of module processes (default 5; 0: none)
+  --audio-cpu WHERE   auto (default): a graph that is one chain runs its device thread and
+                      every module on one CPU (hand-offs become same-core switches;
+                      live only when the device thread is SCHED_FIFO, with modules one
+                      priority below it); none: never pin; CPU: pin any graph there
   --osc-port PORT     OSC control port, UDP (default 9000, or $RACKD_OSC_PORT; 0: any free port;
                       -1: no OSC)
   --osc-bind ADDR     address the OSC socket binds (default 127.0.0.1: this machine only)
@@ -93,6 +100,14 @@ double to_number(const std::string& opt, const std::string& v, double lo, double
   if (v.empty() || *end != '\0' || !(d >= lo && d <= hi))
     usage_error(opt + " takes a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", not \"" + v + "\"");
   return d;
+}
+
+AudioCpuOption audio_cpu_or_exit(const std::string& v) {
+  try {
+    return parse_audio_cpu(v);
+  } catch (const std::invalid_argument& e) {
+    usage_error(e.what());
+  }
 }
 
 Patch load_or_exit(const Args& a, const char* command) {
@@ -155,7 +170,7 @@ int main(int argc, char** argv) {
       return 0;
     } else if (cmd == "run") {
       Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority",
-                                          "--osc-port", "--osc-bind", "--osc-feedback"});
+                                          "--audio-cpu", "--osc-port", "--osc-bind", "--osc-feedback"});
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
       // $RACKD_OSC_PORT changes the default port (tests give each rackd a free one).
@@ -167,6 +182,7 @@ int main(int argc, char** argv) {
         if (k == "--rate") o.rate_hz = static_cast<uint32_t>(to_number(k, v, 8000, 384000));
         if (k == "--duration") o.duration_s = to_number(k, v, 0, 1e9);
         if (k == "--rt-priority") o.rt_priority = static_cast<int>(to_number(k, v, 0, 99));
+        if (k == "--audio-cpu") o.audio_cpu = audio_cpu_or_exit(v);
         if (k == "--osc-port") o.osc_port = static_cast<int>(to_number(k, v, -1, 65535));
         if (k == "--osc-bind") o.osc_bind = v;
         if (k == "--osc-feedback") o.osc_feedback = static_cast<int>(to_number(k, v, 0, 65535));
@@ -174,7 +190,8 @@ int main(int argc, char** argv) {
       return run_live(p, o);
     } else if (cmd == "render") {
       Args a = parse_args(argc, argv, 2,
-                          {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout", "--events"});
+                          {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout", "--events",
+                           "--audio-cpu"});
       Patch p = load_or_exit(a, "render");
       RenderOptions o;
       for (const auto& [k, v] : a.options) {
@@ -185,6 +202,7 @@ int main(int argc, char** argv) {
         if (k == "--block") o.block_frames = static_cast<uint32_t>(to_number(k, v, 16, 4096));
         if (k == "--module-timeout") o.module_timeout_s = to_number(k, v, 0.001, 3600);
         if (k == "--events") o.events = v;
+        if (k == "--audio-cpu") o.audio_cpu = audio_cpu_or_exit(v);
       }
       if (o.out.empty()) usage_error("render needs --out FILE");
       return run_render(p, o);

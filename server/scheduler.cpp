@@ -26,7 +26,10 @@ void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
   }
   dev.publish(cycle);
 
-  for (Node& n : nodes_) n.launched = n.resolved = n.waiting = false;
+  for (Node& n : nodes_) {
+    n.launched = n.resolved = n.waiting = false;
+    n.follow = -1;
+  }
   std::size_t unresolved = nodes_.size();
   while (unresolved > 0) {
     bool progress = false;
@@ -34,12 +37,28 @@ void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
     // every module whose input has been resolved.
     for (Node& n : nodes_) {
       if (n.launched) continue;
-      if (n.input >= 0 && !nodes_[static_cast<std::size_t>(n.input)].resolved) continue;
+      if (n.input >= 0 && !nodes_[static_cast<std::size_t>(n.input)].resolved) {
+        // The input is still being computed. A module that will take it
+        // as it comes is armed to start on its own when its upstream
+        // completes; anything else (a replacement needs the input's final
+        // block, a returning upstream's block is crossfaded first) waits.
+        const Node& u = nodes_[static_cast<std::size_t>(n.input)];
+        if (u.waiting && !u.replacing && verdict(n) == Verdict::kSend)
+          send(n, {u.out_bus, rings_[u.out_bus].slot_of(cycle)}, n.input, cycle, start);
+        continue;
+      }
       launch(n, cycle, start);
       if (n.resolved) {
         --unresolved;
         progress = true;
       }
+    }
+    // Woken only now that the pass has armed every follower: a module that
+    // completes at once cannot overtake the arming of the one it feeds.
+    for (Node& n : nodes_) {
+      if (!n.wake_pending) continue;
+      n.wake_pending = false;
+      shm::futex_wake(n.in->arm, 1);
     }
     const uint64_t now = shm::now_ns();
     for (Node& n : nodes_) {
@@ -70,13 +89,11 @@ BlockRef Engine::input_ref(const Node& n) const noexcept {
   return nodes_[static_cast<std::size_t>(n.input)].ref;
 }
 
-void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
-  n.launched = true;
+// What this cycle does with `n`; side effects are limited to taking note of a
+// new process generation, so it may be asked more than once per cycle.
+Engine::Verdict Engine::verdict(Node& n) noexcept {
   uint32_t generation = 0;
-  if (!usable(n, generation)) {
-    replace(n, cycle, true);
-    return;
-  }
+  if (!usable(n, generation)) return Verdict::kBypass;
   if (generation != n.generation) {
     // A new process: nothing of the old one's is outstanding, it starts from
     // a clean state, and its first good block is the end of its restart.
@@ -86,26 +103,52 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
     n.dc = 0.0f;
     n.in->busy_since_ns.store(0, std::memory_order_relaxed);
   }
-  if (n.in->muted.load(std::memory_order_relaxed)) {
-    replace(n, cycle, false);
-    return;
+  if (n.in->muted.load(std::memory_order_relaxed)) return Verdict::kSilence;
+  if (n.in->bypassed.load(std::memory_order_relaxed)) return Verdict::kBypass;
+  // Still busy with an earlier cycle: it is not sent this one.
+  if (n.sent_valid && n.out->done.load(std::memory_order_acquire) != n.sent + 1) return Verdict::kBusy;
+  return Verdict::kSend;
+}
+
+void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
+  switch (verdict(n)) {
+    case Verdict::kSend:
+      send(n, input_ref(n), -1, cycle, cycle_start);
+      return;
+    case Verdict::kBusy:
+      // The block it will not deliver in time counts as late.
+      n.in->late.fetch_add(1, std::memory_order_relaxed);
+      [[fallthrough]];
+    case Verdict::kBypass:
+      n.launched = true;
+      replace(n, cycle, true);
+      return;
+    case Verdict::kSilence:
+      n.launched = true;
+      replace(n, cycle, false);
+      return;
   }
-  if (n.in->bypassed.load(std::memory_order_relaxed)) {
-    replace(n, cycle, true);
-    return;
+}
+
+void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t cycle_start) noexcept {
+  n.launched = true;
+  n.follow = follow;
+  n.in->request_in_bus.store(input.bus, std::memory_order_relaxed);
+  n.in->request_in_slot.store(input.slot, std::memory_order_relaxed);
+  n.in->request_follow.store(follow >= 0 ? nodes_[static_cast<std::size_t>(follow)].slot : shm::kNoSlot,
+                             std::memory_order_relaxed);
+  n.in->request.store(cycle, std::memory_order_relaxed);
+  n.in->arm.fetch_add(1, std::memory_order_seq_cst);
+  // A follower of its patch upstream sleeps on that module's completion word
+  // between cycles; that completion wakes it. Everyone else is woken at the
+  // end of the pass. Should the upstream have completed already (seq_cst with
+  // the follower's read of `done` before it sleeps: either it sees the new arm
+  // word or this load sees the completion), it is woken here.
+  if (follow < 0 || follow != n.input) {
+    n.wake_pending = true;
+  } else if (nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst) == cycle + 1) {
+    shm::futex_wake(n.in->arm, 1);
   }
-  if (n.sent_valid && n.out->done.load(std::memory_order_acquire) != n.sent + 1) {
-    // Still busy with an earlier cycle: it is not sent this one, and the block
-    // it will not deliver in time counts as late.
-    n.in->late.fetch_add(1, std::memory_order_relaxed);
-    replace(n, cycle, true);
-    return;
-  }
-  const BlockRef r = input_ref(n);
-  n.in->request_in_bus.store(r.bus, std::memory_order_relaxed);
-  n.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
-  n.in->request.store(cycle, std::memory_order_release);
-  shm::futex_wake(n.in->request, 1);
   // Tagged with the generation checked above: if the supervisor replaced the
   // process meanwhile, it sees a stamp of the old one and ignores it.
   n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
@@ -113,11 +156,35 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
   n.sent = cycle;
   n.sent_valid = true;
   n.waiting = true;
-  n.deadline_ns = config_.offline ? shm::now_ns() + config_.offline_timeout_ns
-                                  : cycle_start + n.deadline_offset_ns;
+  // Offline, a module's time starts when its input exists: a follower's clock
+  // starts in poll() once the module it follows is resolved.
+  n.deadline_ns = !config_.offline ? cycle_start + n.deadline_offset_ns
+                  : follow >= 0    ? ~0ull
+                                   : shm::now_ns() + config_.offline_timeout_ns;
+}
+
+// `u` was replaced before it completed: modules armed to start on its
+// completion start now, on its replacement. One that saw the completion after
+// all (it came just after the deadline) has taken the real block; either way
+// its input is a checked, finite block.
+void Engine::rearm_followers(const Node& u) noexcept {
+  const int index = static_cast<int>(&u - nodes_.data());
+  for (Node& f : nodes_) {
+    if (!f.waiting || f.follow != index) continue;
+    f.follow = -1;
+    const BlockRef r = input_ref(f);
+    f.in->request_in_bus.store(r.bus, std::memory_order_relaxed);
+    f.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
+    f.in->request_follow.store(shm::kNoSlot, std::memory_order_relaxed);
+    f.in->arm.fetch_add(1, std::memory_order_release);
+    shm::futex_wake(f.in->arm, 1);
+  }
 }
 
 bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
+  // A follower answers for nothing before its input exists.
+  if (n.follow >= 0 && !nodes_[static_cast<std::size_t>(n.follow)].resolved) return false;
+  if (n.deadline_ns == ~0ull) n.deadline_ns = now + config_.offline_timeout_ns;
   if (n.out->done.load(std::memory_order_acquire) == cycle + 1) {
     complete(n, cycle);
     return true;
@@ -127,11 +194,13 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
                     n.in->generation.load(std::memory_order_acquire) != n.generation;
   if (gone) {
     replace(n, cycle, true);
+    rearm_followers(n);
     return true;
   }
   if (now >= n.deadline_ns) {
     n.in->late.fetch_add(1, std::memory_order_relaxed);
     replace(n, cycle, true);
+    rearm_followers(n);
     return true;
   }
   return false;
@@ -239,12 +308,21 @@ void Engine::wait_for_progress() noexcept {
   waiting_.clear();
   wait_words_.clear();
   wait_values_.clear();
+  // Read before any completion word: a death after this read changes it.
+  const std::atomic<uint32_t>& poke = segment_->header().server_poke;
+  wait_words_.push_back(&poke);
+  wait_values_.push_back(poke.load(std::memory_order_seq_cst));
   uint64_t deadline = ~0ull;
   for (uint32_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (!n.waiting) continue;
-    waiting_.push_back(i);
     if (n.deadline_ns < deadline) deadline = n.deadline_ns;
+    // A module that hands its block to a waiting follower need not wake the
+    // server: the follower's completion (or the earliest deadline) will.
+    bool followed = false;
+    for (const Node& f : nodes_) followed = followed || (f.waiting && f.follow == static_cast<int>(i));
+    if (followed) continue;
+    waiting_.push_back(i);
     n.in->server_waiting.store(1, std::memory_order_seq_cst);
   }
   bool any_done = false;
@@ -256,7 +334,7 @@ void Engine::wait_for_progress() noexcept {
     wait_values_.push_back(v);
   }
   if (!any_done && !waiting_.empty())
-    shm::futex_wait_any(wait_words_.data(), wait_values_.data(), static_cast<uint32_t>(waiting_.size()),
+    shm::futex_wait_any(wait_words_.data(), wait_values_.data(), static_cast<uint32_t>(wait_words_.size()),
                         deadline);
   for (uint32_t i : waiting_) nodes_[i].in->server_waiting.store(0, std::memory_order_relaxed);
 }

@@ -152,6 +152,8 @@ void Supervisor::reap(uint32_t slot) {
   // The scheduler may be sleeping on this module's completion word: wake it so
   // it replaces the block now instead of at the deadline.
   shm::futex_wake(out.done, INT_MAX);
+  segment_.header().server_poke.fetch_add(1, std::memory_order_seq_cst);
+  shm::futex_wake(segment_.header().server_poke, INT_MAX);
   c.report.state = next;
   if (next != ModuleState::kDead) return;
 

@@ -28,7 +28,7 @@
 namespace rackd::shm {
 
 inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
-inline constexpr uint32_t kVersion = 1;
+inline constexpr uint32_t kVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 
@@ -44,6 +44,7 @@ inline constexpr uint32_t kNameBytes = 32;
 inline constexpr uint32_t kConfigBytes = 16384;
 inline constexpr uint32_t kErrorBytes = 512;
 inline constexpr uint32_t kNoBus = 0xffff'ffff;
+inline constexpr uint32_t kNoSlot = 0xffff'ffff;
 inline constexpr uint32_t kDeviceBus = 0;
 
 static_assert((kRingBlocks & (kRingBlocks - 1)) == 0, "ring capacity must be a power of two");
@@ -108,12 +109,25 @@ struct alignas(kPage) ModuleIn {
   std::atomic<uint32_t> state{0};      // ModuleState
   std::atomic<uint32_t> generation{0}; // bumped by the supervisor for every spawn
 
-  // Cycle requests. The server writes in_bus/in_slot, then `request` (release)
-  // and wakes the futex; the module runs cycle `request`.
-  alignas(kCacheLine) std::atomic<uint32_t> request{0};
+  // Cycle requests. The server writes the request_* fields, then bumps `arm`
+  // (release), the module's futex. The module runs cycle `request` on block
+  // request_in_bus/request_in_slot. With `request_follow` == kNoSlot that
+  // block is ready now; otherwise it is the output of module request_follow,
+  // ready once that module's `done` reads request + 1: the module waits on
+  // that word itself, so a chain hands each block straight to the next process
+  // without a round trip through the server (as JACK2 clients signal their
+  // successors). A follower of its patch upstream (`upstream`) already sleeps
+  // on that word between cycles, so arming it needs no wake-up. The server may
+  // arm a cycle again (its upstream was late and got replaced); a module that
+  // has not started the cycle yet takes the newest arming.
+  alignas(kCacheLine) std::atomic<uint32_t> arm{0};
+  std::atomic<uint32_t> request{0};
   std::atomic<uint32_t> request_in_bus{kNoBus};
   std::atomic<uint32_t> request_in_slot{0};
+  std::atomic<uint32_t> request_follow{kNoSlot};
   std::atomic<uint32_t> server_waiting{0};  // 1 while the server sleeps on `done`
+  uint32_t upstream;                   // written once: the module feeding this one, or kNoSlot
+  uint32_t followers;                  // written once: modules fed by this one (they wait on `done`)
 
   // Counters the server keeps (mirrored here for readers such as rackctl).
   alignas(kCacheLine) std::atomic<uint64_t> late{0};       // deadline misses
@@ -183,6 +197,17 @@ struct alignas(kPage) SegmentHeader {
   uint64_t module_out_offset;          // ModuleOut[module_count]
   uint64_t bus_offset[kMaxBuses];      // BusHeader of each bus
   std::atomic<uint32_t> shutting_down{0};
+  // One audio CPU (server/audio_cpu.hpp): the server may put its device thread
+  // and every module's block loop on one CPU, where a hand-off between two
+  // processes is a same-core context switch rather than a cross-core wake-up.
+  // Written by the server at any time (live: once the device thread is known);
+  // a module reads both when it enters its block loop.
+  std::atomic<int32_t> audio_cpu{-1};        // -1: not pinned
+  std::atomic<uint32_t> module_priority{0};  // SCHED_FIFO priority modules take; 0: rt_priority
+  // Futex the scheduler also sleeps on: the supervisor bumps and wakes it when
+  // a module's state changes (a death), since the scheduler may be waiting
+  // only on a follower further down the chain. Server-written only.
+  alignas(kCacheLine) std::atomic<uint32_t> server_poke{0};
 };
 
 }  // namespace rackd::shm

@@ -43,6 +43,15 @@ void enable_ftz_daz() noexcept;
 // [setup] Tries SCHED_FIFO at `priority` for the calling thread. Returns false
 // (and writes why into `why`, if given) where the system refuses it.
 bool try_realtime_priority(int priority, const char** why = nullptr) noexcept;
+// [setup] The same for thread `tid` of this or another process (0: the caller).
+bool try_realtime_priority_of(int tid, int priority, const char** why = nullptr) noexcept;
+
+// [setup] Puts thread `tid` (0: the calling thread; a process id names its main
+// thread) on CPU `cpu` alone. Returns false, with the reason, where refused.
+bool try_pin_to_cpu(int tid, int cpu, const char** why = nullptr) noexcept;
+
+// [any] The highest-numbered CPU the calling thread may run on; -1 if unknown.
+int last_allowed_cpu() noexcept;
 
 // [setup] Tries mlockall(MCL_CURRENT | MCL_FUTURE). Returns false where refused.
 bool try_lock_memory(const char** why = nullptr) noexcept;

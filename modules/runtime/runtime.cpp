@@ -38,6 +38,7 @@ struct Loop {
   shm::ModuleOut* out = nullptr;
   shm::RingView out_ring;
   std::vector<shm::RingView> rings;     // every bus, read-only view
+  std::vector<const shm::ModuleOut*> outs;  // every module's completion page, read-only
   Processor* processor = nullptr;
   ParamView params;
   uint32_t param_count = 0;
@@ -74,8 +75,31 @@ bool refresh_params(Loop& l) noexcept RACKD_RT {
   return complete;
 }
 
+// [rt] True when a block an upstream process handed over directly holds a
+// non-finite sample or one beyond kMaxSaneLevel. The server checks that block
+// too, but only after this process has read it; such a block is read as
+// silence here, so one broken module cannot poison another one's state.
+bool hostile(const float* block, std::size_t n) noexcept RACKD_RT {
+  bool bad = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    const float x = block[i];
+    // Written without isfinite (safe under -ffast-math): NaN fails both tests.
+    bad |= !(x <= shm::kMaxSaneLevel && x >= -shm::kMaxSaneLevel);
+  }
+  return bad;
+}
+
+// A cycle request as the module read it.
+struct Request {
+  uint32_t cycle = 0;
+  uint32_t in_bus = shm::kNoBus;
+  uint32_t in_slot = 0;
+  uint32_t follow = shm::kNoSlot;
+};
+
 // [rt] One cycle: point at the input the server chose, process, publish, signal.
-void run_block(Loop& l, uint32_t cycle) noexcept RACKD_RT {
+void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
+  const uint32_t cycle = r.cycle;
   uint32_t epoch = l.in->param_epoch.load(std::memory_order_acquire);
   // The first block reports every parameter as changed, so processors derive
   // their state (gains, coefficients) from the slots before any audio.
@@ -86,12 +110,11 @@ void run_block(Loop& l, uint32_t cycle) noexcept RACKD_RT {
     l.params.changed_ = true;
   }
 
-  uint32_t in_bus = l.in->request_in_bus.load(std::memory_order_relaxed);
-  uint32_t in_slot = l.in->request_in_slot.load(std::memory_order_relaxed);
-  const bool have_input = in_bus < l.rings.size() &&
-                          l.rings[in_bus].geometry().channels >= l.in_channels;
+  bool have_input = r.in_bus < l.rings.size() && l.rings[r.in_bus].geometry().channels >= l.in_channels;
+  if (have_input && r.follow != shm::kNoSlot)
+    have_input = !hostile(l.rings[r.in_bus].slot_data(r.in_slot), std::size_t{l.in_channels} * l.frames);
   for (uint32_t c = 0; c < l.in_channels; ++c) {
-    l.in_ptrs[c] = have_input ? l.rings[in_bus].slot_data(in_slot) + std::size_t{c} * l.frames
+    l.in_ptrs[c] = have_input ? l.rings[r.in_bus].slot_data(r.in_slot) + std::size_t{c} * l.frames
                               : l.zeros.data();
   }
   float* out_block = l.out_ring.block(cycle);
@@ -117,24 +140,62 @@ void run_block(Loop& l, uint32_t cycle) noexcept RACKD_RT {
     l.out->max_block_ns.store(ns, std::memory_order_relaxed);
   // seq_cst pairs with the server's store of server_waiting and its re-check of
   // `done` (Dekker): either it sees this store, or this load sees its flag.
+  // Followers sleep on this word whenever they have nothing else to do, so a
+  // module that feeds others always wakes it.
   l.out->done.store(cycle + 1, std::memory_order_seq_cst);
-  if (l.in->server_waiting.load(std::memory_order_seq_cst)) shm::futex_wake(l.out->done, 1);
+  if (l.in->followers > 0 || l.in->server_waiting.load(std::memory_order_seq_cst))
+    shm::futex_wake(l.out->done, l.in->followers + 1);
 }
 
-// [rt] Waits for cycle requests until the server shuts down.
-void block_loop(Loop& l, uint32_t last) noexcept RACKD_RT {
+// [rt] Reads the request behind arming `arm`; false if the server re-armed
+// meanwhile (the caller looks again).
+bool read_request(const shm::ModuleIn& in, uint32_t arm, Request& r) noexcept RACKD_RT {
+  r.cycle = in.request.load(std::memory_order_relaxed);
+  r.in_bus = in.request_in_bus.load(std::memory_order_relaxed);
+  r.in_slot = in.request_in_slot.load(std::memory_order_relaxed);
+  r.follow = in.request_follow.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return in.arm.load(std::memory_order_relaxed) == arm;
+}
+
+// [rt] Waits for cycle requests until the server shuts down. Between cycles it
+// sleeps on its arm word and on its upstream's completion word: the server
+// arms a follower without waking it, and the upstream's completion does.
+void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
+  const std::atomic<uint32_t>* words[2] = {&l.in->arm, nullptr};
+  uint32_t expected[2] = {seen_arm, 0};
+  const uint32_t upstream = l.in->upstream;
+  const shm::ModuleOut* up = upstream < l.outs.size() ? l.outs[upstream] : nullptr;
+  uint32_t last_cycle = l.in->request.load(std::memory_order_relaxed);
   for (;;) {
-    uint32_t req = l.in->request.load(std::memory_order_acquire);
-    if (req == last) {
-      if (l.header->shutting_down.load(std::memory_order_relaxed)) return;
-      // The timeout only bounds how late a shutdown is noticed; a server that
-      // dies kills this process through the parent-death signal.
-      shm::futex_wait(l.in->request, last, shm::now_ns() + 500'000'000ull);
-      continue;
+    const uint32_t arm = l.in->arm.load(std::memory_order_seq_cst);
+    Request r;
+    const bool fresh = arm != seen_arm && read_request(*l.in, arm, r);
+    if (fresh && r.cycle == last_cycle) seen_arm = arm;  // armed again after it ran: nothing to do
+    const shm::ModuleOut* wait_for = up;
+    if (fresh && r.cycle != last_cycle) {
+      const shm::ModuleOut* from = r.follow < l.outs.size() ? l.outs[r.follow] : nullptr;
+      if (!from || from->done.load(std::memory_order_acquire) == r.cycle + 1) {
+        seen_arm = arm;
+        last_cycle = r.cycle;
+        RtScope rt;
+        run_block(l, r);
+        continue;
+      }
+      wait_for = from;  // armed, input not ready yet
     }
-    last = req;
-    RtScope rt;
-    run_block(l, req);
+    if (arm == seen_arm && l.header->shutting_down.load(std::memory_order_relaxed)) return;
+    expected[0] = arm;
+    uint32_t n = 1;
+    if (wait_for) {
+      words[1] = &wait_for->done;
+      expected[1] = wait_for->done.load(std::memory_order_seq_cst);  // pairs with the server's arming
+      if (fresh && expected[1] == r.cycle + 1) continue;  // completed just now
+      n = 2;
+    }
+    // The timeout only bounds how late a shutdown is noticed; a server that
+    // dies kills this process through the parent-death signal.
+    shm::futex_wait_any(words, expected, n, shm::now_ns() + 500'000'000ull);
   }
 }
 
@@ -222,6 +283,7 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     if (in.out_bus >= h.bus_count || in.out_bus == shm::kDeviceBus)
       throw std::runtime_error("output bus out of range");
     for (uint32_t b = 0; b < h.bus_count; ++b) l.rings.push_back(seg->ring(b));
+    for (uint32_t m = 0; m < h.module_count; ++m) l.outs.push_back(&seg->module_out(m));
     const shm::RingView& ro = l.rings[in.out_bus];
     if (ro.geometry().channels != in.out_channels || in.out_channels > shm::kMaxChannels ||
         in.in_channels > shm::kMaxChannels)
@@ -269,16 +331,22 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
 
   enable_ftz_daz();
   const char* why = nullptr;
-  if (h.rt_priority > 0 && !try_realtime_priority(static_cast<int>(h.rt_priority), &why))
+  // The server may lower the priority (to stay below its device thread on a
+  // shared CPU) and pick the CPU; see server/audio_cpu.hpp.
+  const uint32_t priority = h.module_priority.load(std::memory_order_acquire);
+  const int rt_priority = static_cast<int>(priority ? priority : h.rt_priority);
+  if (rt_priority > 0 && !try_realtime_priority(rt_priority, &why))
     std::fprintf(stderr, "%s: warning: real-time priority refused (%s); running without\n", who.c_str(), why);
+  if (const int cpu = h.audio_cpu.load(std::memory_order_acquire); cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
+    std::fprintf(stderr, "%s: warning: cannot run on CPU %d (%s)\n", who.c_str(), cpu, why);
   if (!try_lock_memory(&why))
     std::fprintf(stderr, "%s: warning: mlockall refused (%s); pages may fault\n", who.c_str(), why);
 
-  // Read the request word before announcing readiness: the server's first
-  // request after it sees us ready is then guaranteed to differ from `last`.
-  uint32_t last = in.request.load(std::memory_order_acquire);
+  // Read the arm word before announcing readiness: the server's first request
+  // after it sees us ready is then guaranteed to differ from `seen`.
+  uint32_t seen = in.arm.load(std::memory_order_acquire);
   out->ready_generation.store(in.generation.load(std::memory_order_acquire), std::memory_order_release);
-  block_loop(l, last);
+  block_loop(l, seen);
   return 0;
 }
 

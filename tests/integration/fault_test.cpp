@@ -15,14 +15,19 @@ namespace {
 
 constexpr float kCeiling = 0.98855309f;
 
-std::string chaos_patch(int mode, int after_blocks, bool first_life_only = false, double busy_ms = 30) {
+// src -> bad (chaos) [-> after (passthrough)], mixed with an independent
+// `other`. With `follower`, `after` takes bad's blocks straight from it (the
+// module-to-module hand-off), so bad's failures reach it first.
+std::string chaos_patch(int mode, int after_blocks, bool first_life_only = false, double busy_ms = 30,
+                        bool follower = false) {
   std::ostringstream p;
   p << "[[module]]\nname = \"src\"\ntype = \"capture\"\nsource = \"tone\"\n\n"
     << "[[module]]\nname = \"bad\"\ntype = \"chaos\"\ninput = \"src\"\nmode = " << mode
     << "\nafter_blocks = " << after_blocks << "\nbusy_ms = " << busy_ms
-    << "\nfirst_life_only = " << (first_life_only ? "true" : "false") << "\n\n"
-    << "[[module]]\nname = \"other\"\ntype = \"capture\"\nsource = \"noise\"\ngain_db = -20.0\n\n"
-    << "[output]\nfrom = [\"bad\", \"other\"]\n";
+    << "\nfirst_life_only = " << (first_life_only ? "true" : "false") << "\n\n";
+  if (follower) p << "[[module]]\nname = \"after\"\ntype = \"passthrough\"\ninput = \"bad\"\n\n";
+  p << "[[module]]\nname = \"other\"\ntype = \"capture\"\nsource = \"noise\"\ngain_db = -20.0\n\n"
+    << "[output]\nfrom = [\"" << (follower ? "after" : "bad") << "\", \"other\"]\n";
   return p.str();
 }
 
@@ -80,6 +85,27 @@ TEST_P(ChaosRender, ServerSurvivesAndTheRestKeepsPlaying) {
       break;
   }
   EXPECT_FALSE(segment_exists_for(0)) << "no segment named for pid 0 exists";
+}
+
+// The module after a failing one is armed to start on its completion. When
+// that completion never comes (crash, hang) it is re-armed with the
+// replacement; when the block is hostile (NaN, huge) it reads silence instead.
+// Either way it is never late, never muted and never restarted.
+TEST_P(ChaosRender, ModuleFedByTheFailingOneIsNeverLateNorMuted) {
+  const ChaosCase c = GetParam();
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << chaos_patch(c.mode, 50, false, 30, true);
+  Result r = run({bin("rackd"), "render", d + "/p.toml", "--duration", "2", "--out", d + "/o.wav",
+                  "--module-timeout", "0.1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  Audio o = read_audio(d + "/o.wav");
+  ASSERT_EQ(o.frames(), 96000u);
+  for (const auto& ch : o.ch)
+    for (float x : ch) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= kCeiling) << x;
+  EXPECT_EQ(json_number(r.out, "after", "late"), 0) << r.out;
+  EXPECT_EQ(json_number(r.out, "after", "restarts"), 0) << r.out;
+  EXPECT_EQ(json_number(r.out, "after", "nonfinite"), 0) << r.out;
+  EXPECT_EQ(json_number(r.out, "other", "replaced"), 0) << r.out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, ChaosRender,
