@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "shm/futex.hpp"
@@ -41,6 +42,36 @@ void downmix_for(const Speaker& s, float& left, float& right) {
     right = kMinus3Db;
   } else {
     left = right = kMinus3Db;
+  }
+}
+
+// Four floats, the baseline SIMD width (SSE2, NEON); the loops below are
+// written with it because GCC's -O2 vectoriser leaves loops of run-time length
+// alone. Unaligned: the runtime's block buffers carry no alignment promise.
+typedef float v4 __attribute__((vector_size(16)));
+
+// [rt] out[k] = in[k] * (g + step * (k + 1)): a gain ramp ending at g + n step
+// (step 0: a constant gain). n is a multiple of 16 (the convolver's blocks are
+// powers of two >= 16).
+void scale_ramp(float* out, const float* in, uint32_t n, float g, float step) noexcept {
+  v4 t = {1, 2, 3, 4};  // k + 1, exact in float for any block size
+  for (uint32_t k = 0; k < n; k += 4) {
+    v4 x;
+    std::memcpy(&x, in + k, sizeof x);
+    x *= g + step * t;
+    std::memcpy(out + k, &x, sizeof x);
+    t += 4;
+  }
+}
+
+// [rt] out[k] += c * in[k].
+void add_scaled(float* out, const float* in, uint32_t n, float c) noexcept {
+  for (uint32_t k = 0; k < n; k += 4) {
+    v4 x, y;
+    std::memcpy(&x, in + k, sizeof x);
+    std::memcpy(&y, out + k, sizeof y);
+    y += c * x;
+    std::memcpy(out + k, &y, sizeof y);
   }
 }
 
@@ -84,7 +115,7 @@ void Binaural::setup(std::vector<SpeakerConfig> speakers, HrtfSet set, const Bin
   fade_blocks_ = static_cast<uint32_t>(std::ceil(config.fade_ms * config.rate_hz / 1000.0 / config.block));
 
   const uint32_t n = channels();
-  conv_.setup(ConvolverConfig{n, block_, max_frames, config.tail_thread});
+  conv_.setup(ConvolverConfig{n, block_, max_frames, config.tail_thread});  // checks the block
   scratch_.assign(static_cast<size_t>(n) * block_, 0.0f);
   scratch_ptrs_.resize(n);
   for (uint32_t i = 0; i < n; ++i) scratch_ptrs_[i] = scratch_.data() + static_cast<size_t>(i) * block_;
@@ -207,63 +238,79 @@ bool Binaural::settled() const noexcept {
 }
 
 void Binaural::process(const float* const* in, float* const* out) noexcept {
-  if (!held_) held_ = ready_.exchange(nullptr, std::memory_order_acq_rel);
+  // A plain load first: the exchange (a locked instruction) only when a set waits.
+  if (!held_ && ready_.load(std::memory_order_relaxed)) {
+    held_ = ready_.exchange(nullptr, std::memory_order_acq_rel);
+  }
   if (held_ && !conv_.fading() && conv_.try_swap(held_, fade_blocks_)) {
     held_ = nullptr;
     swaps_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  // Channel gains: unity channels go to the convolver as they are (it copies
+  // its input anyway); the others are scaled, or ramped when their target moved.
   const uint32_t n = block_;
   const float inv = 1.0f / static_cast<float>(n);
   const uint32_t channels = this->channels();
   for (uint32_t i = 0; i < channels; ++i) {
-    float* x = scratch_.data() + static_cast<size_t>(i) * n;
     const float g = gain_now_[i];
-    const float step = (gain_target_[i] - g) * inv;
-    for (uint32_t k = 0; k < n; ++k) x[k] = in[i][k] * (g + step * static_cast<float>(k + 1));
-    gain_now_[i] = gain_target_[i];
+    const float target = gain_target_[i];
+    if (g == target && g == 1.0f) {
+      scratch_ptrs_[i] = in[i];
+      continue;
+    }
+    float* x = scratch_.data() + static_cast<size_t>(i) * n;
+    scale_ramp(x, in[i], n, g, (target - g) * inv);
+    scratch_ptrs_[i] = x;
+    gain_now_[i] = target;
   }
-
-  float* wet[2] = {wet_.data(), wet_.data() + n};
-  conv_.process(scratch_ptrs_.data(), wet);
 
   // The convolver runs in bypass too, so leaving bypass finds its history intact.
   const bool dry = bypass_now_ > 0 || bypass_target_ > 0;
+  const bool unity = !dry && master_now_ == 1.0f && master_target_ == 1.0f;
+  float* wet[2] = {wet_.data(), wet_.data() + n};
+  conv_.process(scratch_ptrs_.data(), unity ? out : wet);
+  if (!unity) mix_output(wet, out, dry);
+
+  const bool fading = conv_.fading();
+  if (was_fading_ && !fading) wake_builder();  // a set was retired: the builder frees it
+  was_fading_ = fading;
+}
+
+void Binaural::mix_output(float* const* wet, float* const* out, bool dry) noexcept {
+  const uint32_t n = block_;
+  const float inv = 1.0f / static_cast<float>(n);
+  const uint32_t channels = this->channels();
   if (dry) {
     std::fill(dry_.begin(), dry_.end(), 0.0f);
     for (uint32_t i = 0; i < channels; ++i) {
       const float* x = scratch_ptrs_[i];
       for (uint32_t e = 0; e < 2; ++e) {
         const float c = downmix_[2 * i + e];
-        if (c == 0) continue;
-        float* d = dry_.data() + static_cast<size_t>(e) * n;
-        for (uint32_t k = 0; k < n; ++k) d[k] += c * x[k];
+        if (c != 0) add_scaled(dry_.data() + static_cast<size_t>(e) * n, x, n, c);
       }
     }
   }
   const float mstep = (master_target_ - master_now_) * inv;
   const float bstep = (bypass_target_ - bypass_now_) * inv;
   for (uint32_t e = 0; e < 2; ++e) {
-    const float* w = wet[e];
-    const float* d = dry_.data() + static_cast<size_t>(e) * n;
-    float* o = out[e];
-    for (uint32_t k = 0; k < n; ++k) {
-      const float t = static_cast<float>(k + 1);
-      const float m = master_now_ + mstep * t;
-      if (dry) {
+    if (dry) {
+      // Crossfade wet -> dry by the bypass ramp, both under the master ramp.
+      const float* w = wet[e];
+      const float* d = dry_.data() + static_cast<size_t>(e) * n;
+      float* o = out[e];
+      for (uint32_t k = 0; k < n; ++k) {
+        const float t = static_cast<float>(k + 1);
+        const float m = master_now_ + mstep * t;
         const float b = bypass_now_ + bstep * t;
         o[k] = m * (w[k] + b * (d[k] - w[k]));
-      } else {
-        o[k] = m * w[k];
       }
+    } else {
+      scale_ramp(out[e], wet[e], n, master_now_, mstep);
     }
   }
   master_now_ = master_target_;
   bypass_now_ = bypass_target_;
-
-  const bool fading = conv_.fading();
-  if (was_fading_ && !fading) wake_builder();  // a set was retired: the builder frees it
-  was_fading_ = fading;
 }
 
 }  // namespace rackd::hrir

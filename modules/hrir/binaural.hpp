@@ -92,6 +92,8 @@ class Binaural {
   void stop_builder() noexcept;
   // [rt] Wakes the builder (a futex wake, the one system call allowed).
   void wake_builder() noexcept RACKD_RT;
+  // [rt] Master gain and bypass crossfade from wet[2] into out[2].
+  void mix_output(float* const* wet, float* const* out, bool dry) noexcept RACKD_RT;
 
   std::vector<SpeakerConfig> speakers_;
   std::unique_ptr<HrtfSet> set_;
@@ -102,7 +104,7 @@ class Binaural {
 
   // Audio-thread state, allocated in setup.
   std::vector<float> scratch_;          // [channels][block] gained inputs
-  std::vector<const float*> scratch_ptrs_;
+  std::vector<const float*> scratch_ptrs_;  // per block: scratch_ row, or the input at unity gain
   std::vector<float> wet_, dry_;        // [2][block] each
   std::vector<float> downmix_;          // [channels][2]
   std::vector<float> gain_now_, gain_target_;  // per channel, linear

@@ -3,13 +3,15 @@
 // thread, filter-set preparation, swaps and crossfades. The non-uniform tail
 // lives in convolver_tail.cpp, shared pieces in convolver_parts.cpp.
 // Threads: setup() [setup]; prepare() and take_retired() [control];
-// try_swap(), process(), fading() on the audio thread [rt].
+// try_swap(), process(), fading() on the audio thread [rt]; late_chunks() and
+// pause_tail_thread() [any].
 //
 // Per block: each input's block is appended to a 2-block window and FFT'd
-// once into the head's frequency-domain delay line (FDL); per ear, the head
-// multiplies-accumulates the FDL against the set's partitions and runs one
-// inverse FFT; the last block of it is the output (zero latency). Tail levels
-// add their results, computed earlier from the same input history.
+// once into the head's frequency-domain delay line (FDL); one pass of the
+// kernel multiplies-accumulates every live (partition, input) pair into both
+// ears, then one inverse FFT per ear; the last block of it is the output (zero
+// latency). Tail levels add their results, computed earlier from the same
+// input history.
 //
 // Crossfade: during a fade both sets are computed from the same FDLs (history
 // is never reset) and mixed as (1 - w) old + w new, w rising per sample. The
@@ -17,8 +19,9 @@
 // first output frame of its first chunk released after the swap (earlier
 // chunks were computed before the new set existed, and computing them again
 // would cost a whole tail at once). So a swap reaches the direct sound and
-// early part (the head, >= 8 blocks for long filters, the whole filter for
-// HRIR-length ones) at once and the late tail up to 3 tail partitions later;
+// early part (the head, >= 4 blocks for long filters, the whole filter for
+// HRIR-length ones) at once and a tail level at most its offset plus one
+// partition later (3 partitions for a level starting at twice its partition);
 // every level is continuous, and after the last level's fade the output is
 // exactly the new set's convolution of the whole input history.
 #include "modules/hrir/convolver.hpp"
@@ -50,8 +53,8 @@ struct Convolver::Impl {
   std::vector<Level> levels;
   std::vector<FftPair> ffts;          // one per level; prepare() and the head use them
   FloatBuffer head_in;                // [input][2 * block]: previous block, this block
-  FloatBuffer head_fdl;               // [count][input][re|im][stride]
-  FloatBuffer head_acc;               // [4][stride]
+  FloatBuffer head_fdl;               // [count][input] input spectra
+  FloatBuffer head_acc;               // one path pair: both ears
   FloatBuffer head_time;              // [2 * block]
   FloatBuffer head_y;                 // [set 2][ear 2][block]
   FloatBuffer head_scratch;           // FftPair scratch, audio thread only
@@ -76,23 +79,25 @@ struct Convolver::Impl {
     for (auto& r : retired) delete r.exchange(nullptr);
   }
 
-  // [rt] Head output of `set` for the current block into y[ear][block].
+  // [rt] Head output of `set` for the current block into y[ear][block]:
+  // every live (partition, input) pair in one pass of the kernel.
   void head(const FilterSet& set, float* y) noexcept RACKD_RT {
     const Level& lv = levels[0];
     const uint32_t inputs = config.inputs;
-    const size_t spec = 2 * static_cast<size_t>(lv.stride);
+    const size_t spec = detail::spectrum_floats(lv.part);
     uint32_t pairs = 0;
     for (uint32_t j = 0; j < set.used(0); ++j) {
       const uint32_t entry = (fdl_pos + lv.count - j) % lv.count;
-      for (uint32_t i = 0; i < inputs; ++i, ++pairs) {
+      for (uint32_t i = 0; i < inputs; ++i) {
+        if (!set.live(0, j, i)) continue;
         xs[pairs] = head_fdl.data() + (static_cast<size_t>(entry) * inputs + i) * spec;
         hs[pairs] = set.spectrum(0, j, i);
+        ++pairs;
       }
     }
-    detail::mac_pairs(lv.part, lv.stride, xs.data(), hs.data(), pairs, head_acc.data(), false);
+    detail::mac_pairs(lv.part, xs.data(), hs.data(), pairs, head_acc.data(), false);
     for (uint32_t e = 0; e < 2; ++e) {
-      float* a = head_acc.data() + 2 * e * static_cast<size_t>(lv.stride);
-      ffts[0].inverse(a, a + lv.stride, head_scratch.data(), head_time.data());
+      ffts[0].inverse(head_acc.data(), e, head_scratch.data(), head_time.data());
       std::memcpy(y + e * lv.part, head_time.data() + lv.part, lv.part * sizeof(float));
     }
   }
@@ -134,8 +139,8 @@ void Convolver::setup(const ConvolverConfig& config) {
   const Level& h = m->levels[0];
   const size_t inputs = config.inputs;
   m->head_in = FloatBuffer(inputs * 2 * h.part);
-  m->head_fdl = FloatBuffer(static_cast<size_t>(h.count) * inputs * 2 * h.stride);
-  m->head_acc = FloatBuffer(4 * static_cast<size_t>(h.stride));
+  m->head_fdl = FloatBuffer(static_cast<size_t>(h.count) * inputs * detail::spectrum_floats(h.part));
+  m->head_acc = FloatBuffer(detail::pair_floats(h.part));
   m->head_time = FloatBuffer(2 * static_cast<size_t>(h.part));
   m->head_y = FloatBuffer(4 * static_cast<size_t>(h.part));
   m->head_scratch = FloatBuffer(detail::fft_scratch_floats(h.part));
@@ -182,16 +187,18 @@ std::unique_ptr<FilterSet> Convolver::prepare(
   set->inputs_ = inputs;
   for (size_t k = 0; k < m.levels.size(); ++k) {
     const Level& lv = m.levels[k];
-    set->strides_.push_back(lv.stride);
+    const size_t pair = detail::pair_floats(lv.part);
+    set->parts_.push_back(lv.part);
     set->used_.push_back(0);
-    set->levels_.emplace_back(static_cast<size_t>(lv.count) * inputs * 4 * lv.stride);
+    set->live_.emplace_back(static_cast<size_t>(lv.count) * inputs, 0);
+    set->levels_.emplace_back(static_cast<size_t>(lv.count) * inputs * pair);
     FloatBuffer time(2 * static_cast<size_t>(lv.part));
-    FloatBuffer scratch(detail::fft_scratch_floats(lv.part));
+    FloatBuffer spec(detail::spectrum_floats(lv.part));
     const float scale = 1.0f / (2.0f * static_cast<float>(lv.part));  // unnormalised FFTs
     for (uint32_t j = 0; j < lv.count; ++j) {
       const size_t begin = lv.offset + static_cast<size_t>(j) * lv.part;
       for (uint32_t i = 0; i < inputs; ++i) {
-        float* spec = const_cast<float*>(set->spectrum(static_cast<uint32_t>(k), j, i));
+        float* dst = set->levels_[k].data() + (static_cast<size_t>(j) * inputs + i) * pair;
         for (uint32_t e = 0; e < 2; ++e) {
           const auto& f = filters[i][e];
           std::fill(time.data(), time.data() + time.size(), 0.0f);
@@ -202,8 +209,16 @@ std::unique_ptr<FilterSet> Convolver::prepare(
           }
           if (!nonzero) continue;  // the buffer is already zero
           set->used_[k] = std::max(set->used_[k], j + 1);
-          float* re = spec + 2 * e * static_cast<size_t>(lv.stride);
-          m.ffts[k].forward(time.data(), scratch.data(), re, re + lv.stride);
+          set->live_[k][static_cast<size_t>(j) * inputs + i] = 1;
+          // Input-spectrum layout (groups of 8 re, 8 im) into ear e's half of
+          // each group of the pair layout.
+          m.ffts[k].forward(time.data(), spec.data());
+          const size_t part = lv.part;
+          for (size_t g = 0; g < part; g += 8) {
+            std::memcpy(dst + 4 * g + 16 * e, spec.data() + 2 * g, 16 * sizeof(float));
+          }
+          dst[4 * part + 2 * e] = spec.data()[2 * part];  // Nyquist
+          dst[4 * part + 2 * e + 1] = spec.data()[2 * part + 1];
         }
       }
     }
@@ -249,6 +264,12 @@ std::unique_ptr<FilterSet> Convolver::take_retired() noexcept {
 
 bool Convolver::fading() const noexcept { return impl_ && impl_->fade.active; }
 
+uint64_t Convolver::late_chunks() const noexcept { return impl_ ? impl_->tail->late_chunks() : 0; }
+
+void Convolver::pause_tail_thread(bool paused) noexcept {
+  if (impl_) impl_->tail->pause_helper(paused);
+}
+
 void Convolver::process(const float* const* in, float* const* out) noexcept {
   if (!impl_) {
     return;
@@ -257,7 +278,7 @@ void Convolver::process(const float* const* in, float* const* out) noexcept {
   const Level& lv = m.levels[0];
   const uint32_t block = lv.part;
   const uint32_t inputs = m.config.inputs;
-  const size_t spec = 2 * static_cast<size_t>(lv.stride);
+  const size_t spec = detail::spectrum_floats(lv.part);
 
   // Each input once into the head FDL; the tail keeps its own time history.
   float* entry = m.head_fdl.data() + static_cast<size_t>(m.fdl_pos) * inputs * spec;
@@ -265,8 +286,7 @@ void Convolver::process(const float* const* in, float* const* out) noexcept {
     float* window = m.head_in.data() + static_cast<size_t>(i) * 2 * block;
     std::memcpy(window, window + block, block * sizeof(float));
     std::memcpy(window + block, in[i], block * sizeof(float));
-    float* x = entry + i * spec;
-    m.ffts[0].forward(window, m.head_scratch.data(), x, x + lv.stride);
+    m.ffts[0].forward(window, entry + i * spec);
   }
   m.tail->write_input(in, m.now);
 

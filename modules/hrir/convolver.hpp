@@ -45,6 +45,13 @@ class Convolver {
   void process(const float* const* in, float* const* out) noexcept RACKD_RT;
   // [rt] True while a crossfade runs.
   bool fading() const noexcept RACKD_RT;
+  // [any] Tail chunks the audio thread had to finish itself because the tail
+  // thread had not finished them in time: the rule when rendering offline
+  // (faster than real time), a sign of an overloaded CPU in real time.
+  uint64_t late_chunks() const noexcept;
+  // [any] For tests: while paused the tail thread starts no work, so the audio
+  // thread finishes every tail chunk itself.
+  void pause_tail_thread(bool paused) noexcept;
 
  private:
   struct Impl;

@@ -1,21 +1,24 @@
 // The non-uniform tail of the hrir convolver: levels k >= 1 of the partition
-// plan (partitions of 4, 16, 64... blocks), computed on a helper thread (or
-// inline on the audio thread when the config asks for no thread).
+// plan (partitions growing by 2, 4 or 8 per level up to 8192), computed on a
+// helper thread; levels of at most 4 blocks' partitions (and all of them when
+// the config asks for no thread) run inline on the audio thread at release.
 // Threads: setup() and the destructor on [setup]; write_input(), add_output()
-// and release() on the audio thread [rt]; the helper thread runs the jobs.
+// and release() on the audio thread [rt]; the helper thread runs the jobs, and
+// the audio thread runs the rest of a job itself when its result is late.
 //
-// Schedule (Gardner): level k with partition P starts at filter tap 2P, so the
-// chunk of input frames [cP, cP + P) is released when the audio thread has
-// written it and its result is first needed at frame cP + 2P, one partition
-// later. Handshake per level, lock-free: the audio thread writes the chunk's
-// slot descriptor, then stores `released` (release); the helper stores `done`
-// (release) after writing the slot's output. A futex on a work counter wakes
-// the helper (the audio thread's only syscall, and only when the helper
-// sleeps). If a result is not done when needed (CPU overload, or offline
-// rendering faster than real time) the audio thread waits on a futex for that
-// one chunk: the wait is bounded by the rest of that one job, and never
-// happens at real-time pace unless the helper got less than one partition
-// period of CPU for one partition's work.
+// Schedule (Gardner): level k with partition P starts at filter tap >= 2P, so
+// the chunk of input frames [cP, cP + P) is released when the audio thread has
+// written it and its result is first needed at least one partition later.
+// Handshake per level, lock-free: the audio thread writes the chunk's slot
+// descriptor, then stores `released` (release); whoever completes the job
+// stores `done` (release) after writing the slot's output. A futex on a work
+// counter wakes the helper (only when it sleeps). Jobs run in small steps
+// (one FFT, one partition's multiply-accumulate), each under the level's busy
+// word. If a result is not done when needed (offline rendering faster than
+// real time, or CPU overload) the audio thread takes the level's busy word as
+// soon as the helper's current step ends and finishes the job itself: no
+// thread idles while work is left, and the audio thread's wait is bounded by
+// one step (it sleeps on a futex only if the helper was preempted mid-step).
 #pragma once
 
 #include <atomic>
@@ -51,7 +54,8 @@ class TailEngine {
   TailEngine();
   ~TailEngine();
   // [setup] Buffers and plans for levels[1..]; starts the helper thread when
-  // `threaded` and there is a tail level. Throws.
+  // `threaded` and a level has partitions longer than 4 blocks (shorter ones
+  // run inline on the audio thread). Throws.
   void setup(const std::vector<Level>& levels, uint32_t inputs, uint32_t block, bool threaded);
   bool empty() const noexcept { return levels_.empty(); }
   bool threaded() const noexcept { return thread_.joinable(); }
@@ -62,10 +66,16 @@ class TailEngine {
   // [rt] After the block ending at frame t_end: releases the chunks it
   // completes, computing `current` (or both sets of `fade`).
   void release(uint64_t t_end, const FilterSet* current, const Fade& fade) noexcept RACKD_RT;
+  // [any] Chunks the audio thread finished itself because the helper had not.
+  uint64_t late_chunks() const noexcept { return late_.load(std::memory_order_relaxed); }
+  // [any] Tests: the helper starts no step while paused.
+  void pause_helper(bool paused) noexcept;
 
  private:
   struct LevelState;
   bool step(LevelState& level) noexcept RACKD_RT;  // one piece of the next job; true when done
+  void finish(LevelState& level, uint32_t need) noexcept RACKD_RT;  // audio: until `need` is done
+  void wake_helper() noexcept RACKD_RT;  // there is work: wake the helper if it sleeps
   void run() noexcept;                             // helper thread body
 
   uint32_t inputs_ = 0;
@@ -76,8 +86,9 @@ class TailEngine {
   std::thread thread_;
   alignas(64) std::atomic<uint32_t> work_seq_{0};      // bumped on every release
   alignas(64) std::atomic<uint32_t> helper_sleeping_{0};
-  alignas(64) std::atomic<uint32_t> audio_waiting_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> paused_{0};
+  std::atomic<uint64_t> late_{0};  // written by the audio thread only
 };
 
 }  // namespace rackd::hrir::detail

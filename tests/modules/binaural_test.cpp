@@ -296,6 +296,32 @@ TEST(Binaural, SetupRefusesBadOverridesWithTheSpeakerName) {
   }
 }
 
+// A head tracker that keeps sending the same orientation (or a patch that
+// polls it every block) costs nothing: no rebuild, no swap, no fade.
+TEST(Binaural, RepeatingTheSameOrientationRebuildsNothing) {
+  Binaural b;
+  b.setup(speakers_of("7.1"), HrtfSet::load_sofa(kDefaultSofa, kRate), {kRate, kBlock, 20, true});
+  std::vector<std::vector<float>> in(8, std::vector<float>(kBlock, 0.1f));
+  std::vector<std::vector<float>> out(2, std::vector<float>(kBlock));
+  std::vector<const float*> ip;
+  for (auto& c : in) ip.push_back(c.data());
+  float* op[2] = {out[0].data(), out[1].data()};
+  b.set_orientation(30, 0, 0);
+  for (int i = 0; i < 5000 && b.build_pending(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (uint32_t k = 0; k <= b.fade_blocks() + 1; ++k) b.process(ip.data(), op);
+  ASSERT_EQ(b.swaps(), 1u);
+  ASSERT_TRUE(b.settled());
+  for (int k = 0; k < 1000; ++k) {
+    b.set_orientation(30, 0, 0);
+    b.process(ip.data(), op);
+    EXPECT_FALSE(b.build_pending());
+  }
+  EXPECT_EQ(b.swaps(), 1u);
+  EXPECT_TRUE(b.settled());
+}
+
 // Head turns every few blocks (some while a fade runs), gain and bypass
 // changes: the audio thread allocates and frees nothing.
 TEST(Binaural, ProcessNeverAllocatesWhileTheHeadTurns) {

@@ -1,8 +1,10 @@
 // Tests for hrir::Convolver against an independent reference: direct
 // time-domain convolution in double precision. Single-threaded test code; the
-// convolver's tail thread runs where filters are long (process() waits for it
-// when it runs faster than real time, so results are deterministic). No
-// timing assertions.
+// convolver's tail thread runs where filters are long (process() finishes a
+// late tail chunk itself when it runs faster than real time, so results are
+// deterministic). Also: the partition planner's invariants, the baseline
+// (non-AVX2) kernels, and tail chunks finished on the audio thread. No timing
+// assertions.
 #include "modules/hrir/convolver.hpp"
 
 #include <gtest/gtest.h>
@@ -19,6 +21,7 @@
 #include <random>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "modules/hrir/convolver_parts.hpp"
@@ -180,6 +183,127 @@ INSTANTIATE_TEST_SUITE_P(LengthsAndBlocks, ConvolverAccuracy,
                          ::testing::Combine(::testing::Values(size_t{128}, size_t{558},
                                                               size_t{48000}),
                                             ::testing::Values(64u, 128u, 256u)));
+
+// Every plan: the head at the block size from tap 0, levels back to back,
+// each later level starting at >= 2 of its partitions (its result is then due
+// a partition after its input chunk completes), growing by 2, 4 or 8 up to
+// 8192, covering every tap with no partition left wholly past the end.
+TEST(Convolver, PlansCoverEveryTapWithLaterLevelsStartingAtTwiceTheirPartition) {
+  for (uint32_t inputs : {1u, 2u, 8u, 16u}) {
+    for (uint32_t block : {16u, 64u, 128u, 256u, 1024u, 8192u}) {
+      for (uint32_t frames : {1u, 100u, 558u, 2048u, 20000u, 48000u, 100800u}) {
+        const auto levels = detail::make_levels(inputs, block, frames);
+        const std::string what = std::to_string(inputs) + " inputs, block " + std::to_string(block) +
+                                 ", " + std::to_string(frames) + " frames";
+        ASSERT_FALSE(levels.empty()) << what;
+        EXPECT_EQ(levels[0].part, block) << what;
+        EXPECT_EQ(levels[0].offset, 0u) << what;
+        uint32_t end = 0;
+        for (size_t k = 0; k < levels.size(); ++k) {
+          const detail::Level& l = levels[k];
+          EXPECT_EQ(l.offset, end) << what << ", level " << k;
+          EXPECT_GE(l.count, 1u) << what << ", level " << k;
+          if (k > 0) {
+            const uint32_t ratio = l.part / levels[k - 1].part;
+            EXPECT_TRUE(l.part == ratio * levels[k - 1].part && (ratio == 2 || ratio == 4 || ratio == 8))
+                << what << ", level " << k;
+            EXPECT_LE(l.part, 8192u) << what << ", level " << k;
+            EXPECT_GE(l.offset, 2 * l.part) << what << ", level " << k;
+          }
+          end = l.offset + l.count * l.part;
+        }
+        EXPECT_GE(end, frames) << what;
+        EXPECT_LT(end - levels.back().part, frames) << what;
+        if (frames <= 4 * block) {
+          EXPECT_EQ(levels.size(), 1u) << what;  // HRIR lengths: one level
+        }
+      }
+    }
+  }
+}
+
+// The SSE2 kernels (what a CPU without AVX2+FMA runs) against the reference
+// too, and against the AVX2 ones where this CPU has them.
+TEST(Convolver, BaselineKernelsMatchDirectAndTheNativeKernels) {
+  for (const auto& [taps, block] : {std::pair{size_t{558}, 64u}, {size_t{48000}, 256u}}) {
+    const Case& c = accuracy_case(taps);
+    Signal y[2];
+    for (int baseline = 0; baseline < 2; ++baseline) {
+      detail::use_baseline_kernels(baseline == 1);
+      auto conv = make(8, block, static_cast<uint32_t>(taps));
+      swap_in(*conv, conv->prepare(c.h), 0);
+      y[baseline] = run(*conv, c.x, block);
+      conv.reset();  // no convolver runs when the kernels change
+      detail::use_baseline_kernels(false);
+    }
+    double err = 0.0, ref = 0.0, diff = 0.0, norm = 0.0;
+    for (uint32_t e = 0; e < 2; ++e) {
+      for (size_t k = 0; k < c.frames.size(); ++k) {
+        const double d = y[1][e][c.frames[k]] - c.ref[e][k];
+        err += d * d;
+        ref += c.ref[e][k] * c.ref[e][k];
+      }
+      for (size_t n = 0; n < y[0][e].size(); ++n) {
+        diff += (y[1][e][n] - static_cast<double>(y[0][e][n])) * (y[1][e][n] - y[0][e][n]);
+        norm += static_cast<double>(y[0][e][n]) * y[0][e][n];
+      }
+    }
+    EXPECT_LE(std::sqrt(err / ref), 1e-5) << "taps " << taps << " block " << block;
+    EXPECT_LE(std::sqrt(diff / norm), 1e-6) << "taps " << taps << " block " << block;
+  }
+}
+
+// With the tail thread held back the audio thread computes every tail chunk
+// itself when it is due; releasing and holding it again every few blocks hands
+// levels back and forth mid-job. The output stays the exact convolution.
+TEST(Convolver, AudioThreadFinishesTailChunksTheTailThreadHasNot) {
+  constexpr uint32_t kBlock = 64;
+  constexpr size_t kTaps = 48000;
+  const Case& c = accuracy_case(kTaps);
+  for (int mode = 0; mode < 2; ++mode) {
+    auto conv_owner = make(8, kBlock, kTaps);
+    Convolver& conv = *conv_owner;
+    swap_in(conv, conv.prepare(c.h), 0);
+    conv.pause_tail_thread(true);
+    const Signal y = run(conv, c.x, kBlock, [&](size_t blk) {
+      if (mode == 1) conv.pause_tail_thread(blk % 7 < 3);  // held 3 blocks in 7
+    });
+    EXPECT_GT(conv.late_chunks(), 0u) << "mode " << mode;
+    double err = 0.0, ref = 0.0;
+    for (uint32_t e = 0; e < 2; ++e) {
+      for (size_t k = 0; k < c.frames.size(); ++k) {
+        const double d = y[e][c.frames[k]] - c.ref[e][k];
+        err += d * d;
+        ref += c.ref[e][k] * c.ref[e][k];
+      }
+    }
+    EXPECT_LE(std::sqrt(err / ref), 1e-5) << "mode " << mode;
+  }
+}
+
+// Paths that are silent in some partitions of every level (a one-tap LFE
+// path, a long leading delay, an all-zero input, a short path) are left out of
+// the sums; the rest is the exact convolution.
+TEST(Convolver, LongFiltersWithSilentPartitionsMatchDirect) {
+  constexpr uint32_t kBlock = 128, kInputs = 4;
+  constexpr size_t kTaps = 20000;
+  Filters h = random_filters(kInputs, kTaps, 51);
+  h[0][0].assign(1, 0.5f);                                      // LFE-like: one tap
+  h[0][1].assign(1, -0.25f);
+  std::fill(h[1][0].begin(), h[1][0].begin() + 9000, 0.0f);    // a delay into the last level
+  std::fill(h[1][1].begin(), h[1][1].begin() + 2500, 0.0f);
+  std::fill(h[2][0].begin(), h[2][0].end(), 0.0f);             // silent input, one ear
+  h[2][1].clear();
+  h[3][1].resize(700);                                          // short path on one ear
+  const Signal x = random_signal(kInputs, 24576, 52);
+  auto conv_owner = make(kInputs, kBlock, kTaps);
+  Convolver& conv = *conv_owner;
+  swap_in(conv, conv.prepare(h), 0);
+  const Signal y = run(conv, x, kBlock);
+  EXPECT_LE(relative_rms(y, sample_frames(x[0].size(), kTaps),
+                         [&](uint32_t e, size_t n) { return direct(h, x, e, n); }),
+            1e-5);
+}
 
 TEST(Convolver, ImpulseInGivesFilterOutFromFrameZero) {
   for (uint32_t block : {64u, 256u}) {
