@@ -89,9 +89,9 @@ std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t 
         !try_pin_to_cpu(pid, cpu, &why))
       failures += " " + server.engine().patch().modules[slot].name + " (" + why + ")";
   }
-  std::string line = "audio thread and modules on CPU " + std::to_string(cpu) + ", modules at priority " +
-                     std::to_string(priority) + " below the device thread's " +
-                     std::to_string(param.sched_priority);
+  std::string line = "audio thread and modules on CPU " + std::to_string(cpu) + ", modules " +
+                     (priority ? "at SCHED_FIFO " + std::to_string(priority) : std::string("not real-time")) +
+                     ", below the device thread's SCHED_FIFO " + std::to_string(param.sched_priority);
   if (!failures.empty()) line += "; could not move:" + failures;
   return line;
 }

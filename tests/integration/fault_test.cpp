@@ -31,6 +31,20 @@ std::string chaos_patch(int mode, int after_blocks, bool first_life_only = false
   return p.str();
 }
 
+// Renders `patch` for 2 s (module timeout 0.1 s) into `r`: rackd exits 0 and
+// the output has exactly 2 s of finite samples under the safety ceiling.
+void render_survives(const std::string& patch, Result& r) {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << patch;
+  r = run({bin("rackd"), "render", d + "/p.toml", "--duration", "2", "--out", d + "/o.wav", "--module-timeout",
+           "0.1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  Audio o = read_audio(d + "/o.wav");
+  ASSERT_EQ(o.frames(), 96000u);
+  for (const auto& ch : o.ch)
+    for (float x : ch) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= kCeiling) << x;
+}
+
 struct ChaosCase {
   const char* name;
   int mode;
@@ -43,15 +57,9 @@ class ChaosRender : public ::testing::TestWithParam<ChaosCase> {};
 // misses a block.
 TEST_P(ChaosRender, ServerSurvivesAndTheRestKeepsPlaying) {
   const ChaosCase c = GetParam();
-  const std::string d = temp_dir();
-  std::ofstream(d + "/p.toml") << chaos_patch(c.mode, 50);
-  Result r = run({bin("rackd"), "render", d + "/p.toml", "--duration", "2", "--out", d + "/o.wav",
-                  "--module-timeout", "0.1"});
-  ASSERT_EQ(r.status, 0) << r.err;
-  Audio o = read_audio(d + "/o.wav");
-  ASSERT_EQ(o.frames(), 96000u);
-  for (const auto& ch : o.ch)
-    for (float x : ch) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= kCeiling) << x;
+  Result r;
+  render_survives(chaos_patch(c.mode, 50), r);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(json_number(r.out, "other", "late"), 0) << r.out;
   EXPECT_EQ(json_number(r.out, "other", "replaced"), 0) << r.out;
   const double replaced = json_number(r.out, "bad", "replaced");
@@ -92,16 +100,9 @@ TEST_P(ChaosRender, ServerSurvivesAndTheRestKeepsPlaying) {
 // replacement; when the block is hostile (NaN, huge) it reads silence instead.
 // Either way it is never late, never muted and never restarted.
 TEST_P(ChaosRender, ModuleFedByTheFailingOneIsNeverLateNorMuted) {
-  const ChaosCase c = GetParam();
-  const std::string d = temp_dir();
-  std::ofstream(d + "/p.toml") << chaos_patch(c.mode, 50, false, 30, true);
-  Result r = run({bin("rackd"), "render", d + "/p.toml", "--duration", "2", "--out", d + "/o.wav",
-                  "--module-timeout", "0.1"});
-  ASSERT_EQ(r.status, 0) << r.err;
-  Audio o = read_audio(d + "/o.wav");
-  ASSERT_EQ(o.frames(), 96000u);
-  for (const auto& ch : o.ch)
-    for (float x : ch) ASSERT_TRUE(std::isfinite(x) && std::fabs(x) <= kCeiling) << x;
+  Result r;
+  render_survives(chaos_patch(GetParam().mode, 50, false, 30, true), r);
+  if (HasFatalFailure()) return;
   EXPECT_EQ(json_number(r.out, "after", "late"), 0) << r.out;
   EXPECT_EQ(json_number(r.out, "after", "restarts"), 0) << r.out;
   EXPECT_EQ(json_number(r.out, "after", "nonfinite"), 0) << r.out;
