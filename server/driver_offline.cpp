@@ -58,14 +58,19 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   server.start(std::chrono::seconds(10));
   control::EventPlayer player(server.engine().segment(), std::move(events), cfg.rate_hz, cfg.block_frames);
 
+  // File I/O goes through staging buffers of kStageBlocks blocks, so the render
+  // thread makes one read and one write system call per 64 cycles rather than
+  // per cycle. The engine reads and writes its blocks in place in them.
+  constexpr uint32_t kStageBlocks = 64;
   const uint32_t block = cfg.block_frames;
+  const uint32_t stage = block * kStageBlocks;
   const uint32_t file_ch = reader ? reader->format().channels : 0;
-  std::vector<std::vector<float>> in_buf(std::max(file_ch, cfg.input_channels), std::vector<float>(block));
-  std::vector<std::vector<float>> out_buf(cfg.output_channels, std::vector<float>(block));
-  std::vector<float*> file_ptrs, in_ptrs, out_ptrs;
-  for (auto& b : in_buf) file_ptrs.push_back(b.data());
-  for (uint32_t c = 0; c < cfg.input_channels; ++c) in_ptrs.push_back(c < file_ch ? in_buf[c].data() : nullptr);
-  for (auto& b : out_buf) out_ptrs.push_back(b.data());
+  std::vector<std::vector<float>> in_stage(std::max(file_ch, cfg.input_channels), std::vector<float>(stage));
+  std::vector<std::vector<float>> out_stage(cfg.output_channels, std::vector<float>(stage));
+  std::vector<float*> in_stage_ptrs, out_stage_ptrs;
+  for (auto& b : in_stage) in_stage_ptrs.push_back(b.data());
+  for (auto& b : out_stage) out_stage_ptrs.push_back(b.data());
+  std::vector<float*> in_ptrs(cfg.input_channels, nullptr), out_ptrs(cfg.output_channels, nullptr);
 
   uint64_t done = 0;
   bool interrupted = false;
@@ -77,25 +82,37 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
     if (cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
       std::fprintf(stderr, "rackd render: warning: cannot run on CPU %d (%s)\n", cpu, why);
     try {
+      uint32_t in_pos = stage, out_pos = 0;
       while (done < total_frames) {
         if (g_stop_requested.load()) {
           interrupted = true;
           break;
         }
         uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(block, total_frames - done));
-        if (reader) {
-          uint32_t got = reader->read(file_ptrs.data(), want);
-          for (uint32_t c = 0; c < file_ch; ++c)
-            std::fill(in_buf[c].begin() + got, in_buf[c].end(), 0.0f);
+        if (in_pos == stage) {
+          // Whole blocks only; the tail of a short last read is silence.
+          const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(stage, total_frames - done));
+          const uint32_t got = reader ? reader->read(in_stage_ptrs.data(), n) : 0;
+          for (auto& b : in_stage) std::fill(b.begin() + got, b.end(), 0.0f);
+          in_pos = 0;
         }
+        for (uint32_t c = 0; c < cfg.input_channels; ++c)
+          in_ptrs[c] = c < file_ch ? in_stage[c].data() + in_pos : nullptr;
+        for (uint32_t c = 0; c < cfg.output_channels; ++c) out_ptrs[c] = out_stage[c].data() + out_pos;
         player.apply_due(done);  // in effect from this block on
         {
           RtScope rt;
           server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());
         }
-        writer.write(out_ptrs.data(), want);
+        in_pos += block;
+        out_pos += want;
         done += want;
+        if (out_pos + block > stage || done >= total_frames) {
+          writer.write(out_stage_ptrs.data(), out_pos);
+          out_pos = 0;
+        }
       }
+      if (out_pos > 0) writer.write(out_stage_ptrs.data(), out_pos);
       writer.close();
     } catch (const std::exception& e) {
       failure = e.what();
