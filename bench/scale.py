@@ -7,11 +7,11 @@ overhead.py) plays on a dummy JACK device at 48 kHz for --seconds per trial
 (60 by default). Per trial: rackd's cycle time (device callback start to graph
 done) p50/p99/max, CPU seconds per audio second of rackd and its modules, late
 blocks summed over all modules, rackd's xruns and those the dummy driver
-reported on its own. The search doubles N from 1 until a trial has a late
-block (or N reaches --max), then bisects between the last clean and the first
-late trial.
+reported on its own. The sweep runs N = 1, 2, 4, ... up to --max (how the cost
+grows); if some N ran clean, it then bisects between the longest clean one and
+the next N that was not.
 
-    python3 bench/scale.py [--period 64] [--seconds 60] [--max 64] [--bin build/release/bin]
+    python3 bench/scale.py [--period 64] [--seconds 60] [--max 32] [--bin build/release/bin]
 
 A late block is one a module did not deliver by its deadline (its share of
 75 % of the period); the scheduler replaced it, so the device kept playing.
@@ -61,7 +61,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--period", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--max", type=int, default=64)
+    ap.add_argument("--max", type=int, default=32)
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "bin"))
     a = ap.parse_args()
     period_us = a.period / 48000 * 1e6
@@ -80,28 +80,31 @@ def main():
               flush=True)
         return r["late"] == 0
 
-    good, bad, n = 0, None, 1
+    # The sweep shows how the cost grows; then, if some N ran clean, the
+    # longest clean chain is bracketed between it and the next N that did not.
+    n = 1
     while n <= a.max:
-        if run(n):
-            good = n
-            n *= 2
-        else:
-            bad = n
-            break
-    if good and good < a.max and bad is None:
-        bad = a.max + 1
-    while bad is not None and good and bad - good > 1:
-        mid = (good + bad) // 2
-        if run(mid):
-            good = mid
-        else:
-            bad = mid
-    if good:
+        run(n)
+        n *= 2
+    clean = [k for k, r in results.items() if r["late"] == 0]
+    if clean:
+        good = max(clean)
+        late = [k for k in results if k > good]
+        bad = min(late) if late else None
+        while bad is not None and bad - good > 1:
+            mid = (good + bad) // 2
+            if run(mid):
+                good = mid
+            else:
+                bad = mid
         print(f"largest N without a late block in {a.seconds:.0f} s at {a.period} frames: {good}"
-              + (f" (N = {bad} had {results[bad]['late']})" if bad in results else f" (the most tried)"))
+              + (f" (N = {bad} had {results[bad]['late']})" if bad is not None else " (the most tried)"))
     else:
-        print(f"largest N without a late block in {a.seconds:.0f} s at {a.period} frames: none "
-              f"(N = 1 had {results[1]['late']} late of {results[1]['cycles']} cycles)")
+        worst = max(r["cycle"].get("max", 0) for r in results.values())
+        print(f"largest N without a late block in {a.seconds:.0f} s at {a.period} frames: none; every N had "
+              f"late blocks (N = 1: {results[1]['late']} of {results[1]['cycles']} cycles; the longest cycle "
+              f"seen, {worst:.0f} us against a {period_us:.0f} us period, is a stall of the machine, see "
+              f"docs/realtime.md)")
 
 
 if __name__ == "__main__":
