@@ -147,6 +147,15 @@ void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
     shm::futex_wake(l.out->done, l.in->followers + 1);
 }
 
+// [rt] True once a module whose completion word reads `done` has completed
+// `cycle`. At or beyond: if the server gave up on this module for that cycle
+// (late), the upstream may already be a cycle further when it gets here; the
+// block is run all the same (its output was replaced anyway), so this process
+// catches up instead of waiting for a completion that has passed.
+bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
+  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
+}
+
 // [rt] Reads the request behind arming `arm`; false if the server re-armed
 // meanwhile (the caller looks again).
 bool read_request(const shm::ModuleIn& in, uint32_t arm, Request& r) noexcept RACKD_RT {
@@ -175,7 +184,7 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
     const shm::ModuleOut* wait_for = up;
     if (fresh && r.cycle != last_cycle) {
       const shm::ModuleOut* from = r.follow < l.outs.size() ? l.outs[r.follow] : nullptr;
-      if (!from || from->done.load(std::memory_order_acquire) == r.cycle + 1) {
+      if (!from || reached(from->done.load(std::memory_order_acquire), r.cycle)) {
         seen_arm = arm;
         last_cycle = r.cycle;
         RtScope rt;
@@ -190,7 +199,7 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
     if (wait_for) {
       words[1] = &wait_for->done;
       expected[1] = wait_for->done.load(std::memory_order_seq_cst);  // pairs with the server's arming
-      if (fresh && expected[1] == r.cycle + 1) continue;  // completed just now
+      if (fresh && reached(expected[1], r.cycle)) continue;  // completed just now
       n = 2;
     }
     // The timeout only bounds how late a shutdown is noticed; a server that
