@@ -53,7 +53,6 @@
 namespace {
 
 constexpr uint32_t kInputs = 8;
-constexpr uint32_t kRate = 48000;
 constexpr uint32_t kRuns = 5;
 constexpr uint32_t kRunFrames = 49152;  // ~1 s per run, a multiple of every block
 
