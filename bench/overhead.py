@@ -159,7 +159,11 @@ def run_jack2(n, seconds, cpu=None):
     for c in clients:
         c.send_signal(signal.SIGTERM)
     for c in clients:
-        c.wait()
+        try:
+            c.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a jack_thru stuck in its shutdown (seen once with 32)
+            c.kill()
+            c.wait()
     err = jack.stop()
     return {"load": loads, "cpu_per_s": (c1 - c0) / (t1 - t0), "xruns": err.count("XRun")}
 
