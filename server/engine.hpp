@@ -60,6 +60,7 @@ struct Node {
   // Per cycle.
   int follow = -1;                   // node whose completion starts this one (module-to-module hand-off)
   bool wake_pending = false;         // armed in this forward pass, to be woken at its end
+  bool followed = false;             // scratch of wait_for_progress(): a waiting module follows this one
   bool launched = false;
   bool resolved = false;
   bool waiting = false;

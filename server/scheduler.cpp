@@ -313,15 +313,17 @@ void Engine::wait_for_progress() noexcept {
   wait_words_.push_back(&poke);
   wait_values_.push_back(poke.load(std::memory_order_seq_cst));
   uint64_t deadline = ~0ull;
+  // A module that hands its block to a waiting follower need not wake the
+  // server: the follower's completion (or the earliest deadline) will.
+  for (Node& n : nodes_) n.followed = false;
+  for (const Node& f : nodes_) {
+    if (f.waiting && f.follow >= 0) nodes_[static_cast<std::size_t>(f.follow)].followed = true;
+  }
   for (uint32_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (!n.waiting) continue;
     if (n.deadline_ns < deadline) deadline = n.deadline_ns;
-    // A module that hands its block to a waiting follower need not wake the
-    // server: the follower's completion (or the earliest deadline) will.
-    bool followed = false;
-    for (const Node& f : nodes_) followed = followed || (f.waiting && f.follow == static_cast<int>(i));
-    if (followed) continue;
+    if (n.followed) continue;
     waiting_.push_back(i);
     n.in->server_waiting.store(1, std::memory_order_seq_cst);
   }
