@@ -291,14 +291,18 @@ void Equalizer::clear_band_states(int band) noexcept RACKD_RT {
   for (uint32_t p = 0; p < pairs_; ++p) states_[std::size_t{p} * kMaxBands + band] = State{};
 }
 
+void Equalizer::jump_to_target(Band& b) noexcept RACKD_RT {
+  b.type = b.target.type;
+  b.channel = b.target.channel;
+  b.at = placement(b.channel);
+  b.ln_g = b.target_ln_g;
+  b.gain_db = b.target.gain_db;
+  b.ln_q = b.target_ln_q;
+}
+
 void Equalizer::snap_to_targets() noexcept RACKD_RT {
   for (Band& b : bands_) {
-    b.type = b.target.type;
-    b.channel = b.target.channel;
-    b.at = placement(b.channel);
-    b.ln_g = b.target_ln_g;
-    b.gain_db = b.target.gain_db;
-    b.ln_q = b.target_ln_q;
+    jump_to_target(b);
     b.mix = b.target.on && b.at.pair != -1 ? 1.0 : 0.0;
     design_band(b, b.now);
     b.moving = false;
@@ -343,12 +347,7 @@ void Equalizer::step_glide(uint32_t frames) noexcept RACKD_RT {
       const double mix_before = b.mix;
       if ((b.type != b.target.type || b.channel != b.target.channel) && b.mix <= 0.0) {
         // Silent: swap type and channel, jump to the new settings, start from rest.
-        b.type = b.target.type;
-        b.channel = b.target.channel;
-        b.at = placement(b.channel);
-        b.ln_g = b.target_ln_g;
-        b.gain_db = b.target.gain_db;
-        b.ln_q = b.target_ln_q;
+        jump_to_target(b);
         clear_band_states(i);
       }
       const bool swapped = b.type == b.target.type && b.channel == b.target.channel;

@@ -179,6 +179,9 @@ class Equalizer {
   void snap_to_targets() noexcept RACKD_RT;
   void design_band(const Band& b, Kernel& out) const noexcept RACKD_RT;
   void clear_band_states(int band) noexcept RACKD_RT;
+  // [rt] Type, channel and settings jump to the target (no glide; the caller
+  // knows the band is silent).
+  void jump_to_target(Band& b) noexcept RACKD_RT;
   // [rt] Takes a validated target; `all` recomputes every derived value (else
   // only those of fields that changed).
   void retarget(Band& b, const BandParams& t, bool all) noexcept RACKD_RT;
