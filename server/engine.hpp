@@ -121,6 +121,7 @@ class Engine {
   Verdict verdict(Node& n) noexcept RACKD_RT;
   void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
   void send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;
+  void arm(Node& n, BlockRef input, int follow) noexcept RACKD_RT;
   void rearm_followers(const Node& u) noexcept RACKD_RT;
   void complete(Node& n, uint32_t cycle) noexcept RACKD_RT;
   void replace(Node& n, uint32_t cycle, bool allow_bypass) noexcept RACKD_RT;

@@ -132,13 +132,8 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
 
 void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t cycle_start) noexcept {
   n.launched = true;
-  n.follow = follow;
-  n.in->request_in_bus.store(input.bus, std::memory_order_relaxed);
-  n.in->request_in_slot.store(input.slot, std::memory_order_relaxed);
-  n.in->request_follow.store(follow >= 0 ? nodes_[static_cast<std::size_t>(follow)].slot : shm::kNoSlot,
-                             std::memory_order_relaxed);
   n.in->request.store(cycle, std::memory_order_relaxed);
-  n.in->arm.fetch_add(1, std::memory_order_seq_cst);
+  arm(n, input, follow);
   // A follower of its patch upstream sleeps on that module's completion word
   // between cycles; that completion wakes it. Everyone else is woken at the
   // end of the pass. Should the upstream have completed already (seq_cst with
@@ -163,6 +158,18 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
                                    : shm::now_ns() + config_.offline_timeout_ns;
 }
 
+// Writes where n's block comes from (`follow`: the node whose completion
+// starts it, or -1), then publishes it by bumping the arm word. seq_cst: see
+// send().
+void Engine::arm(Node& n, BlockRef input, int follow) noexcept {
+  n.follow = follow;
+  n.in->request_in_bus.store(input.bus, std::memory_order_relaxed);
+  n.in->request_in_slot.store(input.slot, std::memory_order_relaxed);
+  n.in->request_follow.store(follow >= 0 ? nodes_[static_cast<std::size_t>(follow)].slot : shm::kNoSlot,
+                             std::memory_order_relaxed);
+  n.in->arm.fetch_add(1, std::memory_order_seq_cst);
+}
+
 // `u` was replaced before it completed: modules armed to start on its
 // completion start now, on its replacement. One that saw the completion after
 // all (it came just after the deadline) has taken the real block; either way
@@ -171,12 +178,7 @@ void Engine::rearm_followers(const Node& u) noexcept {
   const int index = static_cast<int>(&u - nodes_.data());
   for (Node& f : nodes_) {
     if (!f.waiting || f.follow != index) continue;
-    f.follow = -1;
-    const BlockRef r = input_ref(f);
-    f.in->request_in_bus.store(r.bus, std::memory_order_relaxed);
-    f.in->request_in_slot.store(r.slot, std::memory_order_relaxed);
-    f.in->request_follow.store(shm::kNoSlot, std::memory_order_relaxed);
-    f.in->arm.fetch_add(1, std::memory_order_release);
+    arm(f, input_ref(f), -1);  // the same cycle, its input now final
     shm::futex_wake(f.in->arm, 1);
   }
 }
