@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -141,10 +142,11 @@ void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
   // seq_cst pairs with the server's store of server_waiting and its re-check of
   // `done` (Dekker): either it sees this store, or this load sees its flag.
   // Followers sleep on this word whenever they have nothing else to do, so a
-  // module that feeds others always wakes it.
+  // module that feeds others always wakes it, every sleeper: besides its
+  // consumers, modules past a bypassed consumer follow this one too.
   l.out->done.store(cycle + 1, std::memory_order_seq_cst);
   if (l.in->followers > 0 || l.in->server_waiting.load(std::memory_order_seq_cst))
-    shm::futex_wake(l.out->done, l.in->followers + 1);
+    shm::futex_wake(l.out->done, INT_MAX);
 }
 
 // [rt] True once a module whose completion word reads `done` has completed
