@@ -1,7 +1,7 @@
 // Tests for eq_dsp: static responses against the analytic RBJ cookbook
-// response (with both kernel builds), click-free glides and toggles, bands
-// restricted to one channel, stability while modulating, denormal and
-// non-finite hygiene. Single-threaded; process() is called the way the module's
+// response (with both kernel builds), click-free glides and toggles,
+// stability while modulating, denormal and non-finite hygiene (per-channel
+// bands: eq_channels_test.cpp; shared helpers: eq_test_util.hpp). Single-threaded; process() is called the way the module's
 // block thread calls it. FTZ/DAZ is deliberately NOT set here, so the denormal
 // tests check the DSP's own hygiene.
 #include "modules/eq/eq_dsp.hpp"
@@ -18,130 +18,13 @@
 #include <random>
 #include <vector>
 
+#include "tests/modules/eq_test_util.hpp"
+
 namespace rackd::eq {
 namespace {
 
-constexpr double kRate = 48000.0;
-constexpr double kPi = std::numbers::pi;
-using cd = std::complex<double>;
+using namespace test;
 
-// ---------------------------------------------------------------------------
-// The reference: RBJ Audio EQ Cookbook biquads, written out from the cookbook
-// text, evaluated on the unit circle. Independent of eq_dsp (which realises the
-// same responses as state-variable filters).
-struct Rbj {
-  double b0, b1, b2, a0, a1, a2;
-  double magnitude(double hz) const {
-    const cd z1 = std::polar(1.0, -2 * kPi * hz / kRate);  // z^-1
-    return std::abs((b0 + b1 * z1 + b2 * z1 * z1) / (a0 + a1 * z1 + a2 * z1 * z1));
-  }
-};
-
-Rbj cookbook(const BandParams& p) {
-  const double w0 = 2 * kPi * p.freq_hz / kRate;
-  const double cw = std::cos(w0), sw = std::sin(w0);
-  const double a = std::pow(10.0, p.gain_db / 40.0);
-  double q = p.q;
-  switch (p.type) {
-    case BandType::kLowShelfFixed:
-    case BandType::kHighShelfFixed: {
-      const double s = 1.0;  // shelf slope S = 1: alpha = sin(w0)/2 * sqrt((A + 1/A)(1/S - 1) + 2)
-      q = 1.0 / std::sqrt((a + 1 / a) * (1 / s - 1) + 2);
-      break;
-    }
-    case BandType::kLowPass:
-    case BandType::kHighPass:
-      q = 1.0 / std::sqrt(2.0);
-      break;
-    default:
-      break;
-  }
-  const double alpha = sw / (2 * q);
-  const double sa = 2 * std::sqrt(a) * alpha;
-  switch (p.type) {
-    case BandType::kPeak:
-      return {1 + alpha * a, -2 * cw, 1 - alpha * a, 1 + alpha / a, -2 * cw, 1 - alpha / a};
-    case BandType::kLowShelf:
-    case BandType::kLowShelfFixed:
-      return {a * ((a + 1) - (a - 1) * cw + sa), 2 * a * ((a - 1) - (a + 1) * cw),
-              a * ((a + 1) - (a - 1) * cw - sa), (a + 1) + (a - 1) * cw + sa,
-              -2 * ((a - 1) + (a + 1) * cw),     (a + 1) + (a - 1) * cw - sa};
-    case BandType::kHighShelf:
-    case BandType::kHighShelfFixed:
-      return {a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw),
-              a * ((a + 1) + (a - 1) * cw - sa), (a + 1) - (a - 1) * cw + sa,
-              2 * ((a - 1) - (a + 1) * cw),      (a + 1) - (a - 1) * cw - sa};
-    case BandType::kLowPass:
-    case BandType::kLowPassQ:
-      return {(1 - cw) / 2, 1 - cw, (1 - cw) / 2, 1 + alpha, -2 * cw, 1 - alpha};
-    case BandType::kHighPass:
-    case BandType::kHighPassQ:
-      return {(1 + cw) / 2, -(1 + cw), (1 + cw) / 2, 1 + alpha, -2 * cw, 1 - alpha};
-    case BandType::kBandPass:  // constant 0 dB peak gain
-      return {alpha, 0, -alpha, 1 + alpha, -2 * cw, 1 - alpha};
-    case BandType::kNotch:
-      return {1, -2 * cw, 1, 1 + alpha, -2 * cw, 1 - alpha};
-    case BandType::kAllPass:
-      return {1 - alpha, -2 * cw, 1 + alpha, 1 + alpha, -2 * cw, 1 - alpha};
-  }
-  return {1, 0, 0, 1, 0, 0};
-}
-
-std::vector<double> log_freqs(int n, double lo, double hi) {
-  std::vector<double> f(n);
-  for (int i = 0; i < n; ++i) f[i] = lo * std::pow(hi / lo, static_cast<double>(i) / (n - 1));
-  return f;
-}
-
-double db(double mag) { return 20 * std::log10(mag); }
-
-// Compares magnitudes in dB; where the reference lies below -80 dB (notch and
-// band edges) a linear error of 1e-5 is accepted instead, since float output
-// cannot resolve 0.01 dB there.
-void expect_close(double measured, double reference, double hz, const char* what) {
-  if (reference < 1e-4) {
-    EXPECT_NEAR(measured, reference, 1e-5) << what << " at " << hz << " Hz";
-  } else {
-    EXPECT_NEAR(db(measured), db(reference), 0.01) << what << " at " << hz << " Hz";
-  }
-}
-
-// Planar buffers plus the pointer arrays process() takes.
-struct Planar {
-  Planar(uint32_t channels, uint32_t frames) : data(channels, std::vector<float>(frames)) {
-    for (auto& c : data) ptrs.push_back(c.data());
-  }
-  std::vector<std::vector<float>> data;
-  std::vector<float*> ptrs;
-  const float* const* in() const { return ptrs.data(); }
-  float* const* out() { return ptrs.data(); }
-};
-
-// Runs `frames` of `in` (mono, copied to every channel) through `eq` in blocks;
-// `before_block(k)` may change targets, like OSC arriving between blocks.
-template <class F>
-std::vector<float> render(Equalizer& eq, const std::vector<float>& in, uint32_t block,
-                          F&& before_block) {
-  const uint32_t ch = eq.channels();
-  std::vector<float> out(in.size());
-  Planar a(ch, block), b(ch, block);
-  for (std::size_t off = 0, k = 0; off < in.size(); off += block, ++k) {
-    const uint32_t n = static_cast<uint32_t>(std::min<std::size_t>(block, in.size() - off));
-    before_block(k);
-    for (uint32_t c = 0; c < ch; ++c) std::copy_n(in.begin() + off, n, a.data[c].begin());
-    eq.process(a.in(), b.out(), n);
-    std::copy_n(b.data[0].begin(), n, out.begin() + off);
-    for (uint32_t c = 1; c < ch; ++c) {
-      EXPECT_EQ(0, std::memcmp(b.data[c].data(), b.data[0].data(), n * sizeof(float)))
-          << "channel " << c << " differs from channel 0";
-    }
-  }
-  return out;
-}
-
-std::vector<float> render(Equalizer& eq, const std::vector<float>& in, uint32_t block) {
-  return render(eq, in, block, [](std::size_t) {});
-}
 
 // ---------------------------------------------------------------------------
 // Static response.
@@ -253,27 +136,6 @@ TEST(EqResponse, PreampScalesOutput) {
 
 // ---------------------------------------------------------------------------
 // Live control: no clicks, no zipper noise.
-
-std::vector<float> sine(double hz, double amp, std::size_t frames) {
-  std::vector<float> s(frames);
-  for (std::size_t i = 0; i < frames; ++i) s[i] = static_cast<float>(amp * std::sin(2 * kPi * hz * i / kRate));
-  return s;
-}
-
-double max_step(const std::vector<float>& v, std::size_t from = 1) {
-  double m = 0;
-  for (std::size_t i = std::max<std::size_t>(from, 1); i < v.size(); ++i) {
-    m = std::max(m, std::fabs(static_cast<double>(v[i]) - v[i - 1]));
-  }
-  return m;
-}
-
-// A steady filter turns a sine into a sine of the same frequency, at most
-// `max_gain` louder, so its sample steps are at most max_gain x the input's. A
-// click or zipper step shows up as a step beyond that; we allow 2x.
-double step_bound(const std::vector<float>& in, double max_gain_db) {
-  return 2.0 * max_step(in) * std::pow(10.0, max_gain_db / 20);
-}
 
 TEST(EqGlide, FrequencySweep20HzTo20kHzInOneSecondHasNoSteps) {
   for (double sine_hz : {200.0, 1000.0}) {
@@ -459,13 +321,6 @@ TEST(EqStability, FastSweepAtHighQAndLowFrequencyDecaysAfterwards) {
 
 bool subnormal(float v) { return std::fpclassify(v) == FP_SUBNORMAL; }
 
-std::vector<BandParams> ten_bands() {
-  return {{true, BandType::kLowShelf, 105, 6.5, 0.7}, {true, BandType::kPeak, 190, -3.1, 0.6},
-          {true, BandType::kPeak, 1200, 1.8, 1.4},    {true, BandType::kPeak, 2600, -2.4, 2.2},
-          {true, BandType::kPeak, 3900, 3.3, 3.5},    {true, BandType::kPeak, 5500, -4.0, 4.1},
-          {true, BandType::kPeak, 7300, 2.2, 2.0},    {true, BandType::kHighShelf, 10000, -2.5, 0.7},
-          {true, BandType::kHighPass, 20, 0, 0.7071}, {true, BandType::kLowPassQ, 30, 0, 8.0}};
-}
 
 // 60 s of 1e-40 (a float denormal) costs no more per block than ordinary
 // input, and no output sample is subnormal. The two inputs alternate second by
@@ -560,237 +415,6 @@ TEST(EqTypes, NamesAndApoCodesRoundTrip) {
   EXPECT_FALSE(band_type_from_name("peek"));
 }
 
-TEST(EqChannels, OddChannelCountProcessesEveryChannelAlike) {
-  Equalizer eq;
-  eq.setup(kRate, 5);
-  eq.set_band(0, {true, BandType::kPeak, 500, 6, 1});
-  const auto in = sine(500, 0.25, 4096);
-  const auto out = render(eq, in, 256);  // render() checks channels 1..4 == channel 0
-  double peak = 0;
-  for (std::size_t i = 2048; i < out.size(); ++i) peak = std::max(peak, double(std::fabs(out[i])));
-  EXPECT_NEAR(db(peak / 0.25), 6.0, 0.05);
-}
-
-// ---------------------------------------------------------------------------
-// Bands restricted to one channel.
-
-// Runs `in` (one buffer per channel) through `eq` in blocks; returns every
-// output channel. `before_block(k)` may change targets between blocks.
-template <class F>
-std::vector<std::vector<float>> render_channels(Equalizer& eq, const std::vector<std::vector<float>>& in,
-                                                uint32_t block, F&& before_block) {
-  const uint32_t ch = eq.channels();
-  const std::size_t frames = in[0].size();
-  std::vector<std::vector<float>> out(ch, std::vector<float>(frames));
-  Planar a(ch, block), b(ch, block);
-  for (std::size_t off = 0, k = 0; off < frames; off += block, ++k) {
-    const uint32_t n = static_cast<uint32_t>(std::min<std::size_t>(block, frames - off));
-    before_block(k);
-    for (uint32_t c = 0; c < ch; ++c) std::copy_n(in[c].begin() + off, n, a.data[c].begin());
-    eq.process(a.in(), b.out(), n);
-    for (uint32_t c = 0; c < ch; ++c) std::copy_n(b.data[c].begin(), n, out[c].begin() + off);
-  }
-  return out;
-}
-
-std::vector<std::vector<float>> render_channels(Equalizer& eq, const std::vector<std::vector<float>>& in,
-                                                uint32_t block) {
-  return render_channels(eq, in, block, [](std::size_t) {});
-}
-
-// Magnitude of h at hz by direct DFT.
-double magnitude_at(const std::vector<float>& h, double hz) {
-  const cd step = std::polar(1.0, -2 * kPi * hz / kRate);
-  cd rot = 1.0, sum = 0.0;
-  for (float v : h) {
-    sum += static_cast<double>(v) * rot;
-    rot *= step;
-  }
-  return std::abs(sum);
-}
-
-// Six channels (three pairs, so the pairs' band lists differ): a linked band,
-// and bands on channels 2, 3 and 6. Every channel's impulse response matches
-// the cookbook cascade of exactly the bands that apply to it, to 0.01 dB;
-// a channel no band applies to passes the impulse bit for bit.
-TEST(EqChannels, BandsOnOneChannelFilterOnlyThatChannel) {
-  const BandParams linked{true, BandType::kHighShelf, 6000, -4, 0.7, 0};
-  const BandParams on2{true, BandType::kPeak, 1000, 9, 2.0, 2};
-  const BandParams on3{true, BandType::kLowShelf, 150, 6, 0.7, 3};
-  const BandParams on6{true, BandType::kNotch, 3000, 0, 4.0, 6};
-  const auto freqs = log_freqs(120, 20, 20000);
-  for (bool portable : {false, true}) {
-    for (bool with_linked : {true, false}) {
-      Equalizer eq;
-      eq.setup(kRate, 6);
-      if (portable) eq.use_portable_kernels();
-      eq.set_band(0, on2);
-      if (with_linked) eq.set_band(1, linked);
-      eq.set_band(2, on3);
-      eq.set_band(7, on6);
-      std::vector<std::vector<float>> in(6, std::vector<float>(1u << 15, 0.0f));
-      for (auto& c : in) c[0] = 1.0f;
-      const auto out = render_channels(eq, in, 128);
-      EXPECT_EQ(eq.active_bands(), with_linked ? 4 : 3);
-      for (int c = 1; c <= 6; ++c) {
-        std::vector<const BandParams*> applied;
-        if (with_linked) applied.push_back(&linked);
-        for (const BandParams* b : {&on2, &on3, &on6}) {
-          if (b->channel == c) applied.push_back(b);
-        }
-        const auto& h = out[c - 1];
-        if (applied.empty()) {
-          EXPECT_EQ(0, std::memcmp(h.data(), in[c - 1].data(), h.size() * sizeof(float)))
-              << "channel " << c << " has no band but changed";
-          continue;
-        }
-        for (double hz : freqs) {
-          double reference = 1;
-          for (const BandParams* b : applied) reference *= cookbook(*b).magnitude(hz);
-          expect_close(magnitude_at(h, hz), reference, hz,
-                       ("channel " + std::to_string(c) + (portable ? " (portable)" : "")).c_str());
-        }
-      }
-    }
-  }
-}
-
-// Stereo with a band on the right only: the left channel is the input bit for
-// bit while the right one is filtered, also while the band glides.
-TEST(EqChannels, OtherChannelOfThePairStaysBitExactWhileTheBandMoves) {
-  Equalizer eq;
-  eq.setup(kRate, 2);
-  std::mt19937 rng(9);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  std::vector<std::vector<float>> in(2, std::vector<float>(48000));
-  for (auto& c : in) {
-    for (float& v : c) v = u(rng);
-  }
-  const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
-    eq.set_band(0, {true, BandType::kPeak, 200 * std::pow(2.0, (k % 50) / 10.0), 12, 3, 2});
-    eq.set_band(1, {(k / 40) % 2 == 0, BandType::kLowPassQ, 2000, 0, 1, 2});
-  });
-  EXPECT_EQ(0, std::memcmp(out[0].data(), in[0].data(), in[0].size() * sizeof(float)));
-  EXPECT_NE(0, std::memcmp(out[1].data(), in[1].data(), in[1].size() * sizeof(float)));
-}
-
-// Mono and stereo instances: a band on channel 3 (or any channel beyond the
-// instance) is inactive; the output is the input bit for bit.
-TEST(EqChannels, BandOnAChannelTheInstanceLacksIsInactive) {
-  for (uint32_t channels : {1u, 2u}) {
-    Equalizer eq;
-    eq.setup(kRate, channels);
-    eq.set_band(0, {true, BandType::kPeak, 1000, 12, 1, 3});
-    eq.set_band(1, {true, BandType::kPeak, 1000, 12, 1, 32});
-    eq.set_band(2, {true, BandType::kPeak, 1000, 12, 1, 40});  // out of range: never sounds
-    eq.set_band(3, {true, BandType::kPeak, 1000, 12, 1, -1});
-    std::vector<std::vector<float>> in(channels, sine(1000, 0.5, 4096));
-    const auto out = render_channels(eq, in, 100);
-    for (uint32_t c = 0; c < channels; ++c) {
-      EXPECT_EQ(0, std::memcmp(out[c].data(), in[c].data(), in[c].size() * sizeof(float))) << c;
-    }
-    EXPECT_EQ(eq.active_bands(), 0);
-  }
-}
-
-// Moving a sounding band from channel to channel fades it out on the old one
-// and in on the new one: no sample step beyond the bound on either channel. The
-// same moves without the glide do step beyond it (the detector is sensitive).
-TEST(EqChannels, ChangingTheChannelOfARunningBandHasNoClicks) {
-  for (double smoothing_ms : {Equalizer::kDefaultSmoothingMs, 0.0}) {
-    Equalizer eq;
-    eq.setup(kRate, 3, smoothing_ms);
-    const auto tone = sine(200, 0.5, 48000);
-    const std::vector<std::vector<float>> in(3, tone);
-    const int cycle[] = {1, 2, 0, 3, 1, 9, 2};  // 9: not on this instance, fades out
-    const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
-      eq.set_band(4, {true, BandType::kPeak, 200, 12, 1.0, cycle[(k / 23) % 7]});
-    });
-    double worst = 0;
-    for (const auto& c : out) worst = std::max(worst, max_step(c));
-    if (smoothing_ms > 0) {
-      EXPECT_LT(worst, step_bound(tone, 12)) << "a click when the channel changed";
-    } else {
-      EXPECT_GT(worst, step_bound(tone, 12)) << "the step detector missed an unsmoothed change";
-    }
-  }
-}
-
-// After a channel change has settled, the band filters only the new channel.
-TEST(EqChannels, ChannelChangeSettlesOnTheNewChannel) {
-  Equalizer eq;
-  eq.setup(kRate, 2);
-  eq.set_band(0, {true, BandType::kPeak, 500, 12, 1, 1});
-  const std::vector<std::vector<float>> in(2, sine(500, 0.25, 48000));
-  const auto out = render_channels(eq, in, 128, [&](std::size_t k) {
-    if (k == 100) eq.set_band(0, {true, BandType::kPeak, 500, 12, 1, 2});
-  });
-  auto peak = [](const std::vector<float>& v, std::size_t from, std::size_t to) {
-    double p = 0;
-    for (std::size_t i = from; i < to; ++i) p = std::max(p, double(std::fabs(v[i])));
-    return p;
-  };
-  EXPECT_NEAR(db(peak(out[0], 8000, 12000) / 0.25), 12.0, 0.1);  // before: left boosted
-  EXPECT_NEAR(db(peak(out[1], 8000, 12000) / 0.25), 0.0, 0.01);
-  EXPECT_NEAR(db(peak(out[0], 30000, 48000) / 0.25), 0.0, 0.01);  // after: right boosted
-  EXPECT_NEAR(db(peak(out[1], 30000, 48000) / 0.25), 12.0, 0.1);
-  EXPECT_FALSE(eq.moving());
-}
-
-// Five channels (pairs with different band lists, an odd last pair), ten
-// bands on fixed channels, toggled and swept at random: each channel comes out
-// as a mono equalizer with just the bands that apply to it would make it.
-TEST(EqChannels, EachChannelMatchesAMonoEqualizerWithItsOwnBands) {
-  constexpr uint32_t kChannels = 5;
-  const int channel_of[10] = {0, 1, 2, 3, 4, 5, 0, 5, 3, 1};
-  std::mt19937 rng(13);
-  std::uniform_real_distribution<double> u(0, 1);
-  std::vector<std::vector<float>> in(kChannels, std::vector<float>(24000));
-  for (auto& c : in) {
-    for (float& v : c) v = static_cast<float>(u(rng) - 0.5);
-  }
-  // One random schedule of targets, replayed into every equalizer.
-  const auto base = ten_bands();
-  std::vector<std::vector<BandParams>> schedule;
-  for (std::size_t k = 0; k * 128 < in[0].size(); ++k) {
-    std::vector<BandParams> row = base;
-    for (int i = 0; i < 10; ++i) {
-      row[i].channel = channel_of[i];
-      row[i].on = u(rng) < 0.8;
-      row[i].freq_hz *= std::exp2(u(rng) - 0.5);
-    }
-    schedule.push_back(row);
-  }
-  Equalizer multi;
-  multi.setup(kRate, kChannels);
-  const auto out = render_channels(multi, in, 128, [&](std::size_t k) {
-    for (int i = 0; i < 10; ++i) multi.set_band(i, schedule[k][i]);
-  });
-  for (uint32_t c = 1; c <= kChannels; ++c) {
-    Equalizer mono;
-    mono.setup(kRate, 1);
-    const auto ref = render_channels(mono, {in[c - 1]}, 128, [&](std::size_t k) {
-      for (int i = 0; i < 10; ++i) {
-        BandParams p = schedule[k][i];
-        const bool applies = p.channel == 0 || p.channel == static_cast<int>(c);
-        p.channel = 0;
-        p.on = p.on && applies;
-        mono.set_band(i, p);
-      }
-    });
-    double worst = 0;
-    for (std::size_t i = 0; i < ref[0].size(); ++i) {
-      worst = std::max(worst, double(std::fabs(out[c - 1][i] - ref[0][i])));
-    }
-    EXPECT_LT(worst, 1e-7) << "channel " << c;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// Kernel builds.
-
-// The AVX2+FMA build and the portable one compute the same filters (they
-// differ only in rounding), including while bands glide and toggle.
 TEST(EqKernels, PortableAndDispatchedBuildsAgree) {
   Equalizer fast, portable;
   fast.setup(kRate, 3);
