@@ -54,6 +54,9 @@ class EventPlayer {
   // Allocation-free; events never go back in time.
   std::size_t apply_due(uint64_t block_start_frame) noexcept;
 
+  // [any] Frame the next event not yet applied is due at; UINT64_MAX when none.
+  uint64_t next_frame() const noexcept { return next_ < frames_.size() ? frames_[next_] : UINT64_MAX; }
+
   // [any] Frame an event is due at: round(seconds * rate_hz).
   uint64_t frame_of(const Event& e) const noexcept;
   std::size_t remaining() const noexcept { return events_.size() - next_; }

@@ -2,6 +2,7 @@
 // module processes as a live run as fast as the graph allows, writes the
 // device output to a file of the input's rate and sample format. The render
 // loop runs on its own thread; file I/O stays outside Engine::run_cycle().
+#include <algorithm>
 #include <cstdio>
 #include <thread>
 #include <vector>
@@ -60,10 +61,13 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
 
   // File I/O goes through staging buffers of kStageBlocks blocks, so the render
   // thread makes one read and one write system call per 64 cycles rather than
-  // per cycle. The engine reads and writes its blocks in place in them.
+  // per cycle. The engine reads and writes its blocks in place in them, up to
+  // `batch` blocks at a time (none holding a timed event past its first).
   constexpr uint32_t kStageBlocks = 64;
   const uint32_t block = cfg.block_frames;
   const uint32_t stage = block * kStageBlocks;
+  const uint32_t batch = std::clamp<uint32_t>(opt.batch, 1, shm::kMaxBatch);
+  const uint64_t total_blocks = (total_frames + block - 1) / block;
   const uint32_t file_ch = reader ? reader->format().channels : 0;
   std::vector<std::vector<float>> in_stage(std::max(file_ch, cfg.input_channels), std::vector<float>(stage));
   std::vector<std::vector<float>> out_stage(cfg.output_channels, std::vector<float>(stage));
@@ -72,7 +76,7 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   for (auto& b : out_stage) out_stage_ptrs.push_back(b.data());
   std::vector<float*> in_ptrs(cfg.input_channels, nullptr), out_ptrs(cfg.output_channels, nullptr);
 
-  uint64_t done = 0;
+  uint64_t done = 0;  // frames written
   bool interrupted = false;
   std::string failure;
   const uint64_t t0 = shm::now_ns();
@@ -82,37 +86,45 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
     if (cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
       std::fprintf(stderr, "rackd render: warning: cannot run on CPU %d (%s)\n", cpu, why);
     try {
-      uint32_t in_pos = stage, out_pos = 0;
-      while (done < total_frames) {
+      uint64_t next = 0;                // next block to run
+      uint32_t pos = kStageBlocks;      // its place in the staging buffers (kStageBlocks: refill)
+      while (next < total_blocks) {
         if (g_stop_requested.load()) {
           interrupted = true;
           break;
         }
-        uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(block, total_frames - done));
-        if (in_pos == stage) {
+        if (pos == kStageBlocks) {
           // Whole blocks only; the tail of a short last read is silence.
-          const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(stage, total_frames - done));
+          const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(stage, total_frames - next * block));
           const uint32_t got = reader ? reader->read(in_stage_ptrs.data(), n) : 0;
           for (auto& b : in_stage) std::fill(b.begin() + got, b.end(), 0.0f);
-          in_pos = 0;
+          pos = 0;
         }
+        player.apply_due(next * block);  // in effect from this block on
+        uint64_t k = std::min<uint64_t>({batch, kStageBlocks - pos, total_blocks - next});
+        if (const uint64_t e = player.next_frame(); e != UINT64_MAX) k = std::clamp<uint64_t>(e / block - next, 1, k);
         for (uint32_t c = 0; c < cfg.input_channels; ++c)
-          in_ptrs[c] = c < file_ch ? in_stage[c].data() + in_pos : nullptr;
-        for (uint32_t c = 0; c < cfg.output_channels; ++c) out_ptrs[c] = out_stage[c].data() + out_pos;
-        player.apply_due(done);  // in effect from this block on
+          in_ptrs[c] = c < file_ch ? in_stage[c].data() + std::size_t{pos} * block : nullptr;
+        for (uint32_t c = 0; c < cfg.output_channels; ++c) out_ptrs[c] = out_stage[c].data() + std::size_t{pos} * block;
         {
           RtScope rt;
-          server.engine().run_cycle(in_ptrs.data(), out_ptrs.data());
+          server.engine().run_cycles(in_ptrs.data(), out_ptrs.data(), static_cast<uint32_t>(k));
         }
-        in_pos += block;
-        out_pos += want;
-        done += want;
-        if (out_pos + block > stage || done >= total_frames) {
-          writer.write(out_stage_ptrs.data(), out_pos);
-          out_pos = 0;
+        next += k;
+        pos += static_cast<uint32_t>(k);
+        if (pos == kStageBlocks || next == total_blocks) {
+          const uint64_t frames = std::min<uint64_t>(uint64_t{pos} * block, total_frames - done);
+          writer.write(out_stage_ptrs.data(), static_cast<uint32_t>(frames));
+          done += frames;
+          pos = kStageBlocks;
         }
       }
-      if (out_pos > 0) writer.write(out_stage_ptrs.data(), out_pos);
+      // Interrupted: what was rendered so far is kept.
+      if (interrupted && pos != kStageBlocks) {
+        const uint64_t frames = std::min<uint64_t>(uint64_t{pos} * block, total_frames - done);
+        writer.write(out_stage_ptrs.data(), static_cast<uint32_t>(frames));
+        done += frames;
+      }
       writer.close();
     } catch (const std::exception& e) {
       failure = e.what();

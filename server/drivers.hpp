@@ -8,6 +8,7 @@
 
 #include "server/audio_cpu.hpp"
 #include "server/patch.hpp"
+#include "shm/layout.hpp"
 
 namespace rackd::server {
 
@@ -32,6 +33,7 @@ struct RenderOptions {
   double module_timeout_s = 2.0;     // a module slower than this has its block replaced
   std::string events;                // timed parameter changes (control/events.hpp)
   AudioCpuOption audio_cpu;          // where the render thread and the modules run
+  uint32_t batch = shm::kMaxBatch;   // blocks a module runs per request (engine.hpp); 1: block by block
 };
 
 // Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.

@@ -10,25 +10,125 @@ namespace rackd::server {
 
 using shm::ModuleState;
 
-void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
+namespace {
+
+// True once a completion word reading `done` covers `cycle` (at or beyond:
+// a module may have run ahead in a batch that was cut short).
+bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
+  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
+}
+
+}  // namespace
+
+void Engine::run_cycles(const float* const* in, float* const* out, uint32_t blocks) noexcept {
+  const uint32_t frames = config_.block_frames;
+  const uint32_t in_ch = std::min(config_.input_channels, shm::kMaxChannels);
+  const uint32_t out_ch = std::min(config_.output_channels, shm::kMaxChannels);
+  if (blocks > 1 && batchable(blocks)) start_batch(in, blocks);
+  const float* ins[shm::kMaxChannels];
+  float* outs[shm::kMaxChannels];
+  for (uint32_t b = 0; b < blocks; ++b) {
+    const std::size_t at = std::size_t{b} * frames;
+    for (uint32_t c = 0; c < in_ch; ++c) ins[c] = in && in[c] ? in[c] + at : nullptr;
+    for (uint32_t c = 0; c < out_ch; ++c) outs[c] = out[c] + at;
+    run_pass(ins, outs);
+  }
+}
+
+// Offline only, and only when every module will take every block of the batch
+// as it comes: none is dead, restarting, muted, bypassed, busy or coming back
+// from a replacement (that block is crossfaded first).
+bool Engine::batchable(uint32_t blocks) noexcept {
+  if (!config_.offline || blocks > shm::kMaxBatch) return false;
+  if (cycle_ > UINT32_MAX - blocks) return false;  // cycle numbers skip 0 when they wrap
+  for (Node& n : nodes_) {
+    if (n.replacing || verdict(n) != Verdict::kSend) return false;
+  }
+  return true;
+}
+
+// Puts the device input of every cycle of the batch on bus 0 and asks every
+// module for all of them. A module with a module input follows it block by
+// block; all are armed before any is woken.
+void Engine::start_batch(const float* const* in, uint32_t blocks) noexcept {
+  const uint32_t first = cycle_;
+  const uint32_t last = first + blocks - 1;
+  const uint32_t frames = config_.block_frames;
+  const shm::RingView& dev = rings_[0];
+  for (uint32_t b = 0; b < blocks; ++b) {
+    for (uint32_t c = 0; c < config_.input_channels; ++c) {
+      float* dst = dev.channel(first + b, c);
+      if (in && in[c]) std::memcpy(dst, in[c] + std::size_t{b} * frames, frames * sizeof(float));
+      else std::memset(dst, 0, frames * sizeof(float));
+    }
+  }
+  dev.publish(last);
+  input_through_ = last;
+  const uint64_t now = shm::now_ns();
+  for (Node& n : nodes_) {
+    BlockRef input;
+    if (n.input == kDeviceInput) input = {shm::kDeviceBus, dev.slot_of(first)};
+    else if (n.input >= 0) input = {nodes_[static_cast<std::size_t>(n.input)].out_bus, rings_[nodes_[static_cast<std::size_t>(n.input)].out_bus].slot_of(first)};
+    arm(n, input, n.input >= 0 ? n.input : -1, last, blocks);
+    n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
+    n.in->busy_since_ns.store(now, std::memory_order_release);
+    n.sent = last;
+    n.sent_valid = true;
+  }
+  for (Node& n : nodes_) {
+    if (n.input < 0) shm::futex_wake(n.in->arm, 1);  // followers start on their upstream's completion
+  }
+  batch_ = true;
+  batch_first_ = first;
+  batch_last_ = last;
+}
+
+// Something failed at `cycle` of a batch: every module's request now ends at
+// that cycle (a module that has run further keeps what it ran), and the rest
+// of the batch runs cycle by cycle.
+void Engine::cut_batch(uint32_t cycle) noexcept {
+  if (!batch_) return;
+  batch_ = false;
+  for (Node& n : nodes_) {
+    n.in->request.store(cycle, std::memory_order_relaxed);
+    n.in->request_count.store(cycle - batch_first_ + 1, std::memory_order_relaxed);
+    n.in->arm.fetch_add(1, std::memory_order_seq_cst);
+    shm::futex_wake(n.in->arm, 1);
+    n.sent = cycle;
+  }
+}
+
+// One cycle: what run_cycle() did before batches; in a batch, every module
+// has been asked for this cycle already and is only waited for.
+void Engine::run_pass(const float* const* in, float* const* out) noexcept {
   const uint32_t cycle = cycle_;
   current_ = cycle;
   cycle_now_.store(cycle, std::memory_order_relaxed);
   const uint64_t start = shm::now_ns();
   const uint32_t frames = config_.block_frames;
 
-  // Device input onto bus 0.
+  // Device input onto bus 0 (a batch has put it there already).
   const shm::RingView& dev = rings_[0];
-  for (uint32_t c = 0; c < config_.input_channels; ++c) {
-    float* dst = dev.channel(cycle, c);
-    if (in && in[c]) std::memcpy(dst, in[c], frames * sizeof(float));
-    else std::memset(dst, 0, frames * sizeof(float));
+  if (!reached(input_through_ + 1, cycle)) {
+    for (uint32_t c = 0; c < config_.input_channels; ++c) {
+      float* dst = dev.channel(cycle, c);
+      if (in && in[c]) std::memcpy(dst, in[c], frames * sizeof(float));
+      else std::memset(dst, 0, frames * sizeof(float));
+    }
+    dev.publish(cycle);
+    input_through_ = cycle;
   }
-  dev.publish(cycle);
 
   for (Node& n : nodes_) {
     n.launched = n.resolved = n.waiting = false;
     n.follow = -1;
+  }
+  if (batch_) {
+    for (Node& n : nodes_) {
+      n.launched = n.waiting = true;
+      n.follow = n.input >= 0 ? n.input : -1;
+      n.deadline_ns = n.follow >= 0 ? ~0ull : start + config_.offline_timeout_ns;
+    }
   }
   std::size_t unresolved = nodes_.size();
   while (unresolved > 0) {
@@ -72,6 +172,7 @@ void Engine::run_cycle(const float* const* in, float* const* out) noexcept {
 
   mix(out);
   for (auto& r : rings_) r.release(cycle);
+  if (batch_ && cycle == batch_last_) batch_ = false;
   cycle_ = cycle + 1 == 0 ? 1 : cycle + 1;
   cycles_.store(cycles_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -102,11 +203,14 @@ Engine::Verdict Engine::verdict(Node& n) noexcept {
     n.first_good_pending = true;
     n.dc = 0.0f;
     n.in->busy_since_ns.store(0, std::memory_order_relaxed);
+    // What the previous process completed means nothing for this one (it may
+    // have run ahead of a batch the server had given up on).
+    segment_->module_out(n.slot).done.store(current_, std::memory_order_relaxed);
   }
   if (n.in->muted.load(std::memory_order_relaxed)) return Verdict::kSilence;
   if (n.in->bypassed.load(std::memory_order_relaxed)) return Verdict::kBypass;
   // Still busy with an earlier cycle: it is not sent this one.
-  if (n.sent_valid && n.out->done.load(std::memory_order_acquire) != n.sent + 1) return Verdict::kBusy;
+  if (n.sent_valid && !reached(n.out->done.load(std::memory_order_acquire), n.sent)) return Verdict::kBusy;
   return Verdict::kSend;
 }
 
@@ -132,8 +236,7 @@ void Engine::launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept {
 
 void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t cycle_start) noexcept {
   n.launched = true;
-  n.in->request.store(cycle, std::memory_order_relaxed);
-  arm(n, input, follow);
+  arm(n, input, follow, cycle, 1);
   // A follower of its patch upstream sleeps on that module's completion word
   // between cycles; that completion wakes it. Everyone else is woken at the
   // end of the pass. Should the upstream have completed already (seq_cst with
@@ -141,7 +244,7 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
   // word or this load sees the completion), it is woken here.
   if (follow < 0 || follow != n.input) {
     n.wake_pending = true;
-  } else if (nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst) == cycle + 1) {
+  } else if (reached(nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst), cycle)) {
     shm::futex_wake(n.in->arm, 1);
   }
   // Tagged with the generation checked above: if the supervisor replaced the
@@ -158,11 +261,13 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
                                    : shm::now_ns() + config_.offline_timeout_ns;
 }
 
-// Writes where n's block comes from (`follow`: the node whose completion
-// starts it, or -1), then publishes it by bumping the arm word. seq_cst: see
-// send().
-void Engine::arm(Node& n, BlockRef input, int follow) noexcept {
+// Writes what n is to run (cycles last - count + 1 .. last) and where its
+// first block comes from (`follow`: the node whose completion starts it, or
+// -1), then publishes it by bumping the arm word. seq_cst: see send().
+void Engine::arm(Node& n, BlockRef input, int follow, uint32_t last, uint32_t count) noexcept {
   n.follow = follow;
+  n.in->request.store(last, std::memory_order_relaxed);
+  n.in->request_count.store(count, std::memory_order_relaxed);
   n.in->request_in_bus.store(input.bus, std::memory_order_relaxed);
   n.in->request_in_slot.store(input.slot, std::memory_order_relaxed);
   n.in->request_follow.store(follow >= 0 ? nodes_[static_cast<std::size_t>(follow)].slot : shm::kNoSlot,
@@ -178,7 +283,8 @@ void Engine::rearm_followers(const Node& u) noexcept {
   const int index = static_cast<int>(&u - nodes_.data());
   for (Node& f : nodes_) {
     if (!f.waiting || f.follow != index) continue;
-    arm(f, input_ref(f), -1);  // the same cycle, its input now final
+    arm(f, input_ref(f), -1, current_, 1);  // the same cycle, its input now final
+    f.sent = current_;
     shm::futex_wake(f.in->arm, 1);
   }
 }
@@ -187,7 +293,7 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
   // A follower answers for nothing before its input exists.
   if (n.follow >= 0 && !nodes_[static_cast<std::size_t>(n.follow)].resolved) return false;
   if (n.deadline_ns == ~0ull) n.deadline_ns = now + config_.offline_timeout_ns;
-  if (n.out->done.load(std::memory_order_acquire) == cycle + 1) {
+  if (reached(n.out->done.load(std::memory_order_acquire), cycle)) {
     complete(n, cycle);
     return true;
   }
@@ -195,12 +301,24 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
   const bool gone = (state != ModuleState::kStarting && state != ModuleState::kRunning) ||
                     n.in->generation.load(std::memory_order_acquire) != n.generation;
   if (gone) {
+    cut_batch(cycle);
     replace(n, cycle, true);
     rearm_followers(n);
     return true;
   }
   if (now >= n.deadline_ns) {
+    // In a batch a module wakes the modules it feeds only after its last
+    // block: one that stalls mid-batch may leave a follower asleep on blocks
+    // it did deliver. Cutting the batch short wakes them; the follower is
+    // given its time again.
+    if (batch_ && n.follow >= 0 &&
+        !reached(nodes_[static_cast<std::size_t>(n.follow)].out->done.load(std::memory_order_acquire), batch_last_)) {
+      cut_batch(cycle);
+      n.deadline_ns = now + config_.offline_timeout_ns;
+      return false;
+    }
     n.in->late.fetch_add(1, std::memory_order_relaxed);
+    cut_batch(cycle);
     replace(n, cycle, true);
     rearm_followers(n);
     return true;
@@ -210,7 +328,7 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
 
 void Engine::complete(Node& n, uint32_t cycle) noexcept {
   n.waiting = false;
-  n.in->busy_since_ns.store(0, std::memory_order_relaxed);
+  if (static_cast<int32_t>(n.sent - cycle) <= 0) n.in->busy_since_ns.store(0, std::memory_order_relaxed);  // not mid-batch
   const shm::RingView& r = rings_[n.out_bus];
   const float* block = r.block(cycle);
   const BlockStats st = block_stats(block, n.out_channels * config_.block_frames);
@@ -230,7 +348,9 @@ void Engine::complete(Node& n, uint32_t cycle) noexcept {
   if (reason != shm::MuteReason::kNone) {
     if (st.nonfinite) n.in->nonfinite.fetch_add(1, std::memory_order_relaxed);
     mute(n, reason);
+    cut_batch(cycle);
     replace(n, cycle, false);
+    rearm_followers(n);  // they take the silence from this block on
     return;
   }
   if (n.first_good_pending) {
@@ -321,19 +441,29 @@ void Engine::wait_for_progress() noexcept {
   for (const Node& f : nodes_) {
     if (f.waiting && f.follow >= 0) nodes_[static_cast<std::size_t>(f.follow)].followed = true;
   }
+  // In a batch nothing needs the server before a module has run all of it,
+  // unless one has died already (its poke may have come before the read above):
+  // the modules it feeds wait for it, and the server has to replace it first.
+  bool all_alive = batch_;
+  for (const Node& n : nodes_) {
+    if (!all_alive) break;
+    uint32_t generation = 0;
+    all_alive = usable(n, generation) && generation == n.generation;
+  }
+  const uint32_t want = (all_alive ? batch_last_ : current_) + 1;
   for (uint32_t i = 0; i < nodes_.size(); ++i) {
     Node& n = nodes_[i];
     if (!n.waiting) continue;
     if (n.deadline_ns < deadline) deadline = n.deadline_ns;
     if (n.followed) continue;
     waiting_.push_back(i);
-    n.in->server_waiting.store(1, std::memory_order_seq_cst);
+    n.in->server_waiting.store(want, std::memory_order_seq_cst);
   }
   bool any_done = false;
   for (uint32_t i : waiting_) {
     const Node& n = nodes_[i];
     uint32_t v = n.out->done.load(std::memory_order_seq_cst);
-    if (v == n.sent + 1) any_done = true;
+    if (reached(v, current_)) any_done = true;
     wait_words_.push_back(&n.out->done);
     wait_values_.push_back(v);
   }

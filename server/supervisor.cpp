@@ -204,9 +204,14 @@ void Supervisor::check_hung(uint32_t slot, uint64_t now) {
   // The stamp is cleared when the scheduler sees the block done; a module that
   // finished late, while the device itself stalled, has answered all the same.
   const uint32_t sent = in.request.load(std::memory_order_acquire);
-  if (segment_.module_out(slot).done.load(std::memory_order_acquire) == sent + 1) since = 0;
-  // The server has to have kept cycling while the module did not answer.
-  if (cycle_source_ && cycle_source_->load(std::memory_order_relaxed) - sent < policy_.hang_cycles) since = 0;
+  // (At or past: a module may have run ahead in a batch that was cut short.)
+  const uint32_t done = segment_.module_out(slot).done.load(std::memory_order_acquire);
+  if (static_cast<int32_t>(done - (sent + 1)) >= 0) since = 0;
+  // The server has to have kept cycling while the module did not answer. (A
+  // batch asks for cycles ahead of the one the server is at: negative.)
+  if (cycle_source_ &&
+      static_cast<int32_t>(cycle_source_->load(std::memory_order_relaxed) - sent) < static_cast<int64_t>(policy_.hang_cycles))
+    since = 0;
   const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
   // A running module whose readiness word no longer matches broke the
   // protocol (scribbled over its control page): it gets no more cycles, so

@@ -28,7 +28,7 @@
 namespace rackd::shm {
 
 inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
-inline constexpr uint32_t kVersion = 2;
+inline constexpr uint32_t kVersion = 3;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 
@@ -37,7 +37,11 @@ inline constexpr uint32_t kMaxBuses = kMaxModules + 1;
 inline constexpr uint32_t kMaxChannels = 32;
 inline constexpr uint32_t kMinBlockFrames = 16;
 inline constexpr uint32_t kMaxBlockFrames = 4096;
-inline constexpr uint32_t kRingBlocks = 4;  // power of two; +1 spare slot per bus
+inline constexpr uint32_t kRingBlocks = 8;  // power of two; +1 spare slot per bus
+// Most blocks one request may ask for (offline batches, see ModuleIn). One
+// fewer than the ring holds, so the block before a batch, which a fade-out may
+// still read, is never overwritten by it.
+inline constexpr uint32_t kMaxBatch = kRingBlocks - 1;
 inline constexpr uint32_t kMaxParams = 256;
 inline constexpr uint32_t kParamValues = 4;  // a parameter carries 1..4 doubles
 inline constexpr uint32_t kNameBytes = 32;
@@ -110,22 +114,30 @@ struct alignas(kPage) ModuleIn {
   std::atomic<uint32_t> generation{0}; // bumped by the supervisor for every spawn
 
   // Cycle requests. The server writes the request_* fields, then bumps `arm`
-  // (release), the module's futex. The module runs cycle `request` on block
-  // request_in_bus/request_in_slot. With `request_follow` == kNoSlot that
-  // block is ready now; otherwise it is the output of module request_follow,
-  // ready once that module's `done` reads request + 1: the module waits on
-  // that word itself, so a chain hands each block straight to the next process
-  // without a round trip through the server (as JACK2 clients signal their
-  // successors). A follower of its patch upstream (`upstream`) already sleeps
-  // on that word between cycles, so arming it needs no wake-up. The server may
-  // arm a cycle again (its upstream was late and got replaced); a module that
-  // has not started the cycle yet takes the newest arming.
+  // (release), the module's futex. The module runs cycles request -
+  // request_count + 1 .. request (request_count is 1 except in offline
+  // batches, at most kMaxBatch), each on its block of bus request_in_bus: the
+  // first in slot request_in_slot, later ones in the ring slot of their cycle.
+  // With `request_follow` == kNoSlot the input is ready now; otherwise it is
+  // the output of module request_follow, and cycle c is ready once that
+  // module's `done` reaches c + 1: the module waits on that word itself, so a
+  // chain hands each block straight to the next process without a round trip
+  // through the server (as JACK2 clients signal their successors). A module
+  // wakes the sleepers on its `done` after the last cycle of a request, so in
+  // a batch each process runs all its blocks in one go. A follower of its
+  // patch upstream (`upstream`) already sleeps on that word between cycles,
+  // so arming it needs no wake-up. The server may arm again before a request
+  // is finished (its upstream was replaced, or a batch is cut short); the
+  // module then takes the newest request, skipping cycles it has already run.
   alignas(kCacheLine) std::atomic<uint32_t> arm{0};
   std::atomic<uint32_t> request{0};
+  std::atomic<uint32_t> request_count{1};
   std::atomic<uint32_t> request_in_bus{kNoBus};
   std::atomic<uint32_t> request_in_slot{0};
   std::atomic<uint32_t> request_follow{kNoSlot};
-  std::atomic<uint32_t> server_waiting{0};  // 1 while the server sleeps on `done`
+  // While the server sleeps on `done`: the value it waits for (0: not
+  // waiting). The module wakes it once `done` reaches it.
+  std::atomic<uint32_t> server_waiting{0};
   uint32_t upstream;                   // written once: the module feeding this one, or kNoSlot
   uint32_t followers;                  // written once: modules fed by this one (they wait on `done`)
 

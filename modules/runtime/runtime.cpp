@@ -90,17 +90,27 @@ bool hostile(const float* block, std::size_t n) noexcept RACKD_RT {
   return bad;
 }
 
-// A cycle request as the module read it.
+// A cycle request as the module read it (see ModuleIn).
 struct Request {
-  uint32_t cycle = 0;
+  uint32_t last = 0;                    // last cycle asked for
+  uint32_t first = 0;                   // first cycle asked for
   uint32_t in_bus = shm::kNoBus;
-  uint32_t in_slot = 0;
+  uint32_t in_slot = 0;                 // input slot of the first cycle
   uint32_t follow = shm::kNoSlot;
 };
 
-// [rt] One cycle: point at the input the server chose, process, publish, signal.
-void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
-  const uint32_t cycle = r.cycle;
+// [rt] True once a module whose completion word reads `done` has completed
+// `cycle`. At or beyond: if the server gave up on this module for that cycle
+// (late), the upstream may already be a cycle further when it gets here; the
+// block is run all the same (its output was replaced anyway), so this process
+// catches up instead of waiting for a completion that has passed.
+bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
+  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
+}
+
+// [rt] One cycle: point at the input, process, publish, signal. `last`: the
+// last cycle of the request, after which sleepers on `done` are woken.
+void run_block(Loop& l, const Request& r, uint32_t cycle, bool last) noexcept RACKD_RT {
   uint32_t epoch = l.in->param_epoch.load(std::memory_order_acquire);
   // The first block reports every parameter as changed, so processors derive
   // their state (gains, coefficients) from the slots before any audio.
@@ -112,12 +122,14 @@ void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
   }
 
   bool have_input = r.in_bus < l.rings.size() && l.rings[r.in_bus].geometry().channels >= l.in_channels;
-  if (have_input && r.follow != shm::kNoSlot)
-    have_input = !hostile(l.rings[r.in_bus].slot_data(r.in_slot), std::size_t{l.in_channels} * l.frames);
-  for (uint32_t c = 0; c < l.in_channels; ++c) {
-    l.in_ptrs[c] = have_input ? l.rings[r.in_bus].slot_data(r.in_slot) + std::size_t{c} * l.frames
-                              : l.zeros.data();
+  const float* in_block = nullptr;
+  if (have_input) {
+    const shm::RingView& ring = l.rings[r.in_bus];
+    in_block = ring.slot_data(cycle == r.first ? r.in_slot : ring.slot_of(cycle));
+    if (r.follow != shm::kNoSlot) have_input = !hostile(in_block, std::size_t{l.in_channels} * l.frames);
   }
+  for (uint32_t c = 0; c < l.in_channels; ++c)
+    l.in_ptrs[c] = have_input ? in_block + std::size_t{c} * l.frames : l.zeros.data();
   float* out_block = l.out_ring.block(cycle);
   for (uint32_t c = 0; c < l.out_channels; ++c) l.out_ptrs[c] = out_block + std::size_t{c} * l.frames;
 
@@ -140,28 +152,27 @@ void run_block(Loop& l, const Request& r) noexcept RACKD_RT {
   if (ns > l.out->max_block_ns.load(std::memory_order_relaxed))
     l.out->max_block_ns.store(ns, std::memory_order_relaxed);
   // seq_cst pairs with the server's store of server_waiting and its re-check of
-  // `done` (Dekker): either it sees this store, or this load sees its flag.
-  // Followers sleep on this word whenever they have nothing else to do, so a
-  // module that feeds others always wakes it, every sleeper: besides its
-  // consumers, modules past a bypassed consumer follow this one too.
+  // `done` (Dekker): either it sees this store, or this load sees its wish.
+  // Followers sleep on this word whenever they have nothing else to do, so
+  // after the last cycle of a request a module that feeds others wakes every
+  // sleeper: besides its consumers, modules past a bypassed consumer follow
+  // this one too. Within a batch it does not: its followers then run their
+  // blocks in one go after it, instead of one context switch per block.
   l.out->done.store(cycle + 1, std::memory_order_seq_cst);
-  if (l.in->followers > 0 || l.in->server_waiting.load(std::memory_order_seq_cst))
-    shm::futex_wake(l.out->done, INT_MAX);
-}
-
-// [rt] True once a module whose completion word reads `done` has completed
-// `cycle`. At or beyond: if the server gave up on this module for that cycle
-// (late), the upstream may already be a cycle further when it gets here; the
-// block is run all the same (its output was replaced anyway), so this process
-// catches up instead of waiting for a completion that has passed.
-bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
-  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
+  bool wake = last && l.in->followers > 0;
+  if (!wake) {
+    const uint32_t want = l.in->server_waiting.load(std::memory_order_seq_cst);
+    wake = want != 0 && reached(cycle + 1, want - 1);
+  }
+  if (wake) shm::futex_wake(l.out->done, INT_MAX);
 }
 
 // [rt] Reads the request behind arming `arm`; false if the server re-armed
 // meanwhile (the caller looks again).
 bool read_request(const shm::ModuleIn& in, uint32_t arm, Request& r) noexcept RACKD_RT {
-  r.cycle = in.request.load(std::memory_order_relaxed);
+  r.last = in.request.load(std::memory_order_relaxed);
+  const uint32_t count = std::clamp<uint32_t>(in.request_count.load(std::memory_order_relaxed), 1, shm::kMaxBatch);
+  r.first = r.last - (count - 1);
   r.in_bus = in.request_in_bus.load(std::memory_order_relaxed);
   r.in_slot = in.request_in_slot.load(std::memory_order_relaxed);
   r.follow = in.request_follow.load(std::memory_order_relaxed);
@@ -177,31 +188,47 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
   uint32_t expected[2] = {seen_arm, 0};
   const uint32_t upstream = l.in->upstream;
   const shm::ModuleOut* up = upstream < l.outs.size() ? l.outs[upstream] : nullptr;
-  uint32_t last_cycle = l.in->request.load(std::memory_order_relaxed);
+  bool ran = false;                     // this process has run a cycle, the last being last_run
+  uint32_t last_run = 0;
+  Request r;                            // the newest request
+  uint32_t next = 0, remaining = 0;     // its cycles still to run
   for (;;) {
     const uint32_t arm = l.in->arm.load(std::memory_order_seq_cst);
-    Request r;
-    const bool fresh = arm != seen_arm && read_request(*l.in, arm, r);
-    if (fresh && r.cycle == last_cycle) seen_arm = arm;  // armed again after it ran: nothing to do
+    if (arm != seen_arm) {
+      Request fresh;
+      if (!read_request(*l.in, arm, fresh)) continue;  // re-armed meanwhile
+      seen_arm = arm;
+      r = fresh;
+      // Cycles of it already run (the server armed again after they ran, or
+      // cut a batch short that this process had finished) are not run again.
+      next = ran && static_cast<int32_t>(last_run - r.first) >= 0 ? last_run + 1 : r.first;
+      remaining = static_cast<int32_t>(r.last - next) >= 0 ? r.last - next + 1 : 0;
+      // A batch cut short while its new last block was running: that block
+      // went out without the wake-up that ends a request. Sent now.
+      if (remaining == 0 && ran && l.in->followers > 0) shm::futex_wake(l.out->done, INT_MAX);
+    }
     const shm::ModuleOut* wait_for = up;
-    if (fresh && r.cycle != last_cycle) {
+    if (remaining > 0) {
       const shm::ModuleOut* from = r.follow < l.outs.size() ? l.outs[r.follow] : nullptr;
-      if (!from || reached(from->done.load(std::memory_order_acquire), r.cycle)) {
-        seen_arm = arm;
-        last_cycle = r.cycle;
-        RtScope rt;
-        run_block(l, r);
-        continue;
+      if (!from || reached(from->done.load(std::memory_order_acquire), next)) {
+        {
+          RtScope rt;
+          run_block(l, r, next, remaining == 1);
+        }
+        ran = true;
+        last_run = next++;
+        --remaining;
+        continue;  // looks at the arm word before every block
       }
       wait_for = from;  // armed, input not ready yet
     }
-    if (arm == seen_arm && l.header->shutting_down.load(std::memory_order_relaxed)) return;
+    if (l.header->shutting_down.load(std::memory_order_relaxed)) return;
     expected[0] = arm;
     uint32_t n = 1;
     if (wait_for) {
       words[1] = &wait_for->done;
       expected[1] = wait_for->done.load(std::memory_order_seq_cst);  // pairs with the server's arming
-      if (fresh && reached(expected[1], r.cycle)) continue;  // completed just now
+      if (remaining > 0 && reached(expected[1], next)) continue;     // completed just now
       n = 2;
     }
     // The timeout only bounds how late a shutdown is noticed; a server that
