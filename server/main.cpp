@@ -57,7 +57,7 @@ constexpr const char* kUsage = R"(usage:
   --osc-feedback PORT where [osc.map] controllers get values back (default: the sender's port)
   --events FILE       render: timed parameter changes, lines "<seconds> /<module>/<param> <values>"
   --batch BLOCKS      render: blocks each module runs per wake-up while nothing is due in
-                      between and every module runs plainly (1..3, default 3; 1: block by
+                      between and every module runs plainly (1..7, default 7; 1: block by
                       block as live). The output is the same either way.
 
 Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure, 130 interrupted.
