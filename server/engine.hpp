@@ -132,6 +132,7 @@ class Engine {
  private:
   enum class Verdict { kSend, kBusy, kBypass, kSilence };
   void run_pass(const float* const* in, float* const* out) noexcept RACKD_RT;
+  void put_device_input(uint32_t cycle, const float* const* in, std::size_t at) noexcept RACKD_RT;
   bool batchable(uint32_t blocks) noexcept RACKD_RT;
   void start_batch(const float* const* in, uint32_t blocks) noexcept RACKD_RT;
   void cut_batch(uint32_t cycle) noexcept RACKD_RT;

@@ -35,6 +35,19 @@ void Engine::run_cycles(const float* const* in, float* const* out, uint32_t bloc
   }
 }
 
+// Device input for `cycle` onto bus 0: channel c from in[c] + at (none: silence).
+void Engine::put_device_input(uint32_t cycle, const float* const* in, std::size_t at) noexcept {
+  const shm::RingView& dev = rings_[0];
+  const uint32_t frames = config_.block_frames;
+  for (uint32_t c = 0; c < config_.input_channels; ++c) {
+    float* dst = dev.channel(cycle, c);
+    if (in && in[c]) std::memcpy(dst, in[c] + at, frames * sizeof(float));
+    else std::memset(dst, 0, frames * sizeof(float));
+  }
+  dev.publish(cycle);
+  input_through_ = cycle;
+}
+
 // Offline only, and only when every module will take every block of the batch
 // as it comes: none is dead, restarting, muted, bypassed, busy or coming back
 // from a replacement (that block is crossfaded first).
@@ -53,22 +66,16 @@ bool Engine::batchable(uint32_t blocks) noexcept {
 void Engine::start_batch(const float* const* in, uint32_t blocks) noexcept {
   const uint32_t first = cycle_;
   const uint32_t last = first + blocks - 1;
-  const uint32_t frames = config_.block_frames;
-  const shm::RingView& dev = rings_[0];
-  for (uint32_t b = 0; b < blocks; ++b) {
-    for (uint32_t c = 0; c < config_.input_channels; ++c) {
-      float* dst = dev.channel(first + b, c);
-      if (in && in[c]) std::memcpy(dst, in[c] + std::size_t{b} * frames, frames * sizeof(float));
-      else std::memset(dst, 0, frames * sizeof(float));
-    }
-  }
-  dev.publish(last);
-  input_through_ = last;
+  for (uint32_t b = 0; b < blocks; ++b) put_device_input(first + b, in, std::size_t{b} * config_.block_frames);
   const uint64_t now = shm::now_ns();
   for (Node& n : nodes_) {
     BlockRef input;
-    if (n.input == kDeviceInput) input = {shm::kDeviceBus, dev.slot_of(first)};
-    else if (n.input >= 0) input = {nodes_[static_cast<std::size_t>(n.input)].out_bus, rings_[nodes_[static_cast<std::size_t>(n.input)].out_bus].slot_of(first)};
+    if (n.input == kDeviceInput) {
+      input = {shm::kDeviceBus, rings_[0].slot_of(first)};
+    } else if (n.input >= 0) {
+      const uint32_t bus = nodes_[static_cast<std::size_t>(n.input)].out_bus;
+      input = {bus, rings_[bus].slot_of(first)};
+    }
     arm(n, input, n.input >= 0 ? n.input : -1, last, blocks);
     n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
     n.in->busy_since_ns.store(now, std::memory_order_release);
@@ -105,19 +112,8 @@ void Engine::run_pass(const float* const* in, float* const* out) noexcept {
   current_ = cycle;
   cycle_now_.store(cycle, std::memory_order_relaxed);
   const uint64_t start = shm::now_ns();
-  const uint32_t frames = config_.block_frames;
-
-  // Device input onto bus 0 (a batch has put it there already).
-  const shm::RingView& dev = rings_[0];
-  if (!reached(input_through_ + 1, cycle)) {
-    for (uint32_t c = 0; c < config_.input_channels; ++c) {
-      float* dst = dev.channel(cycle, c);
-      if (in && in[c]) std::memcpy(dst, in[c], frames * sizeof(float));
-      else std::memset(dst, 0, frames * sizeof(float));
-    }
-    dev.publish(cycle);
-    input_through_ = cycle;
-  }
+  // A batch has put the device input on bus 0 already.
+  if (!reached(input_through_ + 1, cycle)) put_device_input(cycle, in, 0);
 
   for (Node& n : nodes_) {
     n.launched = n.resolved = n.waiting = false;
