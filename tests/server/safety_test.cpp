@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <limits>
+#include <random>
 #include <vector>
 
 namespace rackd::server {
@@ -63,6 +65,51 @@ TEST(Safety, IsNonFiniteUsesTheBitPattern) {
   EXPECT_TRUE(is_nonfinite(-std::numeric_limits<float>::infinity()));
   EXPECT_FALSE(is_nonfinite(std::numeric_limits<float>::max()));
   EXPECT_FALSE(is_nonfinite(std::numeric_limits<float>::denorm_min()));
+}
+
+}  // namespace
+}  // namespace rackd::server
+
+namespace rackd::server {
+namespace {
+
+// block_stats() against a plain double-precision loop: NaN and both
+// infinities counted and left out of peak and mean, lengths that are not a
+// multiple of its lane count, the empty block.
+TEST(BlockStats, MatchesAPlainLoop) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> d(-2.0f, 2.0f);
+  for (uint32_t n : {0u, 1u, 15u, 16u, 17u, 128u, 1024u + 5u}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = d(rng) + 0.25f;  // some DC
+    if (n > 3) {
+      x[1] = std::numeric_limits<float>::quiet_NaN();
+      x[n / 2] = std::numeric_limits<float>::infinity();
+      x[n - 1] = -std::numeric_limits<float>::infinity();
+    }
+    if (n > 9) x[9] = -7.5f;  // the peak, negative
+    uint32_t bad = 0;
+    float peak = 0.0f;
+    double sum = 0.0;
+    for (float v : x) {
+      if (!std::isfinite(v)) {
+        ++bad;
+        continue;
+      }
+      peak = std::max(peak, std::fabs(v));
+      sum += v;
+    }
+    const BlockStats st = block_stats(x.data(), n);
+    EXPECT_EQ(st.nonfinite, bad) << n;
+    EXPECT_EQ(st.peak, peak) << n;
+    const double mean = n > bad ? sum / (n - bad) : 0.0;
+    EXPECT_NEAR(st.mean, mean, 1e-6) << n;
+  }
+  const std::vector<float> nans(40, std::numeric_limits<float>::quiet_NaN());
+  const BlockStats st = block_stats(nans.data(), 40);
+  EXPECT_EQ(st.nonfinite, 40u);
+  EXPECT_EQ(st.peak, 0.0f);
+  EXPECT_EQ(st.mean, 0.0f);
 }
 
 }  // namespace
