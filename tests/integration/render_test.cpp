@@ -182,6 +182,33 @@ from = ["a", "b"]
   EXPECT_NE(bad.err.find("--batch"), std::string::npos) << bad.err;
 }
 
+// Deaths at random points of batches: a passthrough of the chain is killed
+// every 15 ms during a long render. Every kill cuts a batch short somewhere
+// (or lands between batches); the render still loses nothing and stays bit-exact.
+TEST(Render, ManyKillsDuringBatchesLoseNothing) {
+  const std::string d = temp_dir();
+  const size_t frames = 48000 * 300 + 11;
+  write_audio(d + "/long.wav", noise(frames, 2, SF_FORMAT_WAV | SF_FORMAT_PCM_16));
+  Process p({bin("rackd"), "render", source("patches/passthrough.toml"), "--in", d + "/long.wav", "--out",
+             d + "/long-out.wav"});
+  std::mt19937 rng(11);
+  int kills = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (running(p.pid()) && std::chrono::steady_clock::now() < until) {
+    std::vector<pid_t> alive = children(p.pid(), "rackd-passthrou");
+    if (!alive.empty() && kill(alive[rng() % alive.size()], SIGKILL) == 0) ++kills;
+    std::this_thread::sleep_for(std::chrono::milliseconds(15));
+  }
+  ASSERT_EQ(p.wait(std::chrono::seconds(120)), 0) << p.err();
+  double restarts = 0;
+  for (const char* m : {"p1", "p2", "p3"}) restarts += json_number(p.out(), m, "restarts");
+  RecordProperty("kills", kills);
+  EXPECT_GE(kills, 5) << "the render ended before it was put under fire";
+  EXPECT_GE(restarts, 1) << p.out();
+  EXPECT_EQ(read_audio(d + "/long-out.wav").frames(), frames);
+  EXPECT_EQ(read_raw_ints(d + "/long.wav"), read_raw_ints(d + "/long-out.wav"));
+}
+
 TEST(Render, ModuleThatRefusesItsSetupLeavesSilenceOfTheRightLength) {
   const std::string d = temp_dir();
   std::ofstream(d + "/p.toml") << R"([[module]]
