@@ -275,6 +275,16 @@ bool Equalizer::moving() const noexcept {
   return false;
 }
 
+bool Equalizer::any_subnormal_state() const noexcept {
+  for (const State& st : states_) {
+    for (int lane = 0; lane < 2; ++lane) {
+      if (std::fpclassify(st.ic1[lane]) == FP_SUBNORMAL || std::fpclassify(st.ic2[lane]) == FP_SUBNORMAL)
+        return true;
+    }
+  }
+  return false;
+}
+
 int Equalizer::active_bands() const noexcept {
   int n = 0;
   for (const Band& b : bands_) n += b.mix > 0 ? 1 : 0;

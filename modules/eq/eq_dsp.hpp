@@ -118,6 +118,7 @@ class Equalizer {
 
   // [any] For tests, benchmarks and meters.
   bool moving() const noexcept;                 // any glide still in progress
+  bool any_subnormal_state() const noexcept;    // a filter state holds a subnormal double
   uint64_t nonfinite_resets() const noexcept { return nonfinite_resets_; }
   int active_bands() const noexcept;            // bands that cost CPU now (on some channel)
   uint32_t channels() const noexcept { return channels_; }

@@ -322,53 +322,36 @@ TEST(EqStability, FastSweepAtHighQAndLowFrequencyDecaysAfterwards) {
 bool subnormal(float v) { return std::fpclassify(v) == FP_SUBNORMAL; }
 
 
-// 60 s of 1e-40 (a float denormal) costs no more per block than ordinary
-// input, and no output sample is subnormal. The two inputs alternate second by
-// second so that machine load affects both alike; FTZ/DAZ is off.
-TEST(EqDenormals, SixtySecondsOfTinyInputCostNoMoreThanNoise) {
+// 60 s of 1e-40 (a float denormal) with FTZ/DAZ off: the eq reads it as
+// zero, so it computes exactly what silence gives, never holds a subnormal in
+// a filter state and never writes one. (Subnormal arithmetic is what would
+// make such input slow; eq_bench reports the cost itself, beside noise.)
+TEST(EqDenormals, SixtySecondsOfTinyInputAreReadAsSilence) {
   constexpr uint32_t kBlock = 128, kChannels = 2;
-  constexpr uint32_t kBlocksPerSecond = 375;
-  Equalizer tiny_eq, noise_eq;
-  for (Equalizer* e : {&tiny_eq, &noise_eq}) {
+  constexpr uint32_t kBlocks = 375 * 60;
+  Equalizer tiny_eq, silent_eq;
+  for (Equalizer* e : {&tiny_eq, &silent_eq}) {
     e->setup(kRate, kChannels);
     const auto bands = ten_bands();
     for (int i = 0; i < 10; ++i) e->set_band(i, bands[i]);
   }
-  Planar tiny(kChannels, kBlock), noise(kChannels, kBlock), out(kChannels, kBlock);
-  std::mt19937 rng(1);
-  std::uniform_real_distribution<float> u(-0.5f, 0.5f);
-  for (uint32_t c = 0; c < kChannels; ++c) {
-    for (uint32_t i = 0; i < kBlock; ++i) {
-      tiny.data[c][i] = (i % 2 ? 1e-40f : -1e-40f);
-      noise.data[c][i] = u(rng);
-    }
-  }
+  Planar tiny(kChannels, kBlock), silence(kChannels, kBlock), out(kChannels, kBlock), ref(kChannels, kBlock);
+  for (uint32_t c = 0; c < kChannels; ++c)
+    for (uint32_t i = 0; i < kBlock; ++i) tiny.data[c][i] = (i % 2 ? 1e-40f : -1e-40f);
   ASSERT_TRUE(subnormal(tiny.data[0][0]));
-  using clock = std::chrono::steady_clock;
-  clock::duration t_tiny{}, t_noise{};
-  bool any_subnormal = false;
-  for (int second = 0; second < 60; ++second) {
-    auto t0 = clock::now();
-    for (uint32_t b = 0; b < kBlocksPerSecond; ++b) {
-      tiny_eq.process(tiny.in(), out.out(), kBlock);
-      for (uint32_t c = 0; c < kChannels; ++c)
-        for (float v : out.data[c]) any_subnormal |= subnormal(v);
+  bool any_subnormal = false, any_state = false, same = true;
+  for (uint32_t b = 0; b < kBlocks; ++b) {
+    tiny_eq.process(tiny.in(), out.out(), kBlock);
+    silent_eq.process(silence.in(), ref.out(), kBlock);
+    for (uint32_t c = 0; c < kChannels; ++c) {
+      for (float v : out.data[c]) any_subnormal |= subnormal(v);
+      same = same && out.data[c] == ref.data[c];
     }
-    auto t1 = clock::now();
-    for (uint32_t b = 0; b < kBlocksPerSecond; ++b) {
-      noise_eq.process(noise.in(), out.out(), kBlock);
-      for (uint32_t c = 0; c < kChannels; ++c)
-        for (float v : out.data[c]) any_subnormal |= subnormal(v);
-    }
-    auto t2 = clock::now();
-    t_tiny += t1 - t0;
-    t_noise += t2 - t1;
+    any_state |= tiny_eq.any_subnormal_state();
   }
   EXPECT_FALSE(any_subnormal);
-  const double ratio = std::chrono::duration<double>(t_tiny).count() /
-                       std::chrono::duration<double>(t_noise).count();
-  RecordProperty("tiny_over_noise", std::to_string(ratio));
-  EXPECT_LT(ratio, 3.0) << "per-block cost of 1e-40 input vs noise";
+  EXPECT_FALSE(any_state);
+  EXPECT_TRUE(same) << "1e-40 input is not read as silence";
 }
 
 // Signal, then silence: the states decay towards the denormal range; they are
@@ -383,6 +366,7 @@ TEST(EqDenormals, DecayToSilenceProducesNoSubnormalOutput) {
   const auto out = render(eq, in, 128);
   for (float v : out) ASSERT_FALSE(subnormal(v));
   EXPECT_EQ(out.back(), 0.0f);
+  EXPECT_FALSE(eq.any_subnormal_state());
 }
 
 TEST(EqNonFinite, NaNOrInfinityInputResetsTheStates) {
