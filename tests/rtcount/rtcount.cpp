@@ -7,31 +7,12 @@
 // notifications and writes the report periodically.
 //
 // Build: g++ -std=c++20 -O2 -fPIC -shared -I. tests/rtcount/rtcount.cpp
-//          -o librtcount.so -pthread -ldl      (-Wl,-z,now recommended, see below)
+//          tests/rtcount/rtcount_alloc.cpp -o librtcount.so -pthread -ldl
+//          (-Wl,-z,now recommended, see below)
 // Use:   LD_PRELOAD=librtcount.so RACKD_RTCOUNT_DIR=/tmp/rtc rackd render ...
 //
-// Report: if RACKD_RTCOUNT_DIR is set, $RACKD_RTCOUNT_DIR/<pid>.txt, rewritten
-// atomically (temp file + rename) every 200 ms while something changed, on
-// normal exit (library destructor) and on a default-disposition SIGTERM/SIGINT.
-// SIGKILL loses at most the last 200 ms. Format, one record per line, fields
-// `key=value` separated by single spaces, `#` lines are comments:
-//   # rtcount v1
-//   comm=<process name from /proc/self/comm>
-//   notifications=<syscalls of filtered threads the listener saw, in or out of rt>
-//   lost_threads=<threads that entered rt after the thread table was full>
-//   tid=<tid> sections=<n> allocs=<n> frees=<n> syscalls=<n>
-//       first_syscalls=<nr,nr,...> seccomp=<own|inherited|off>
-//       malloc=<n> calloc=<n> realloc=<n> memalign=<n> new=<n> free=<n> delete=<n>
-// (the tid record is one line). One tid line per thread that ever entered a
-// real-time section. sections counts outermost sections; allocs = malloc +
-// calloc + realloc (+ reallocarray) + memalign (aligned_alloc, posix_memalign,
-// memalign, valloc, pvalloc) + new (every operator new); frees = free + delete
-// (non-null pointers only). syscalls counts system calls made inside sections;
-// first_syscalls lists the first 8 distinct numbers (x86_64 numbering, see
-// <sys/syscall.h>). seccomp says whether syscalls were counted for the thread:
-// own = its own filter, inherited = a filter inherited from the thread that
-// created it (same listener, so still counted), off = not counted (syscalls=0
-// means nothing then). tests/rtcount/rtcount_report.hpp parses this.
+// Report: if RACKD_RTCOUNT_DIR is set, $RACKD_RTCOUNT_DIR/<pid>.txt; the format
+// is described, and parsed, in tests/rtcount/rtcount_report.hpp.
 //
 // System calls. The first rackd_rt_enter() of a thread installs, for that
 // thread only (no TSYNC), a seccomp filter with SECCOMP_FILTER_FLAG_NEW_LISTENER:
@@ -82,10 +63,8 @@
 // * After fork() without exec, the child starts with an empty table and gets
 //   its own listener when one of its threads enters rt.
 //
-// Allocations: malloc & co. and every operator new/delete are interposed and
-// forward to glibc's exported __libc_* entry points (no dlsym, so no recursion).
-// A call is counted when the calling thread's depth is > 0. The wrappers never
-// allocate; the per-thread state lives in a static table.
+// Allocations: malloc & co. and every operator new/delete are interposed (in
+// rtcount_alloc.cpp) and counted here by rtcount::count().
 
 #include <fcntl.h>
 #include <linux/audit.h>
@@ -111,17 +90,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <initializer_list>
-#include <new>
 
-extern "C" {
-void* __libc_malloc(size_t);
-void* __libc_calloc(size_t, size_t);
-void* __libc_realloc(void*, size_t);
-void __libc_free(void*);
-void* __libc_memalign(size_t, size_t);
-void* __libc_valloc(size_t);
-void* __libc_pvalloc(size_t);
-}
+#include "tests/rtcount/rtcount_count.hpp"
 
 namespace {
 
@@ -139,7 +109,8 @@ constexpr int kMaxFds = 256;             // live notify fds, per process
 constexpr int kFirstSyscalls = 8;        // distinct numbers kept per thread
 constexpr int kReportPeriodMs = 200;
 
-enum Kind { kMalloc, kCalloc, kRealloc, kMemalign, kNew, kFree, kDelete, kKinds };
+using rtcount::Kind;
+using enum rtcount::Kind;
 constexpr const char* kKindName[kKinds] = {"malloc", "calloc", "realloc", "memalign", "new", "free", "delete"};
 
 enum Seccomp : int { kOff = 0, kOwn = 1, kInherited = 2 };
@@ -181,12 +152,6 @@ __attribute__((tls_model("initial-exec"))) thread_local int t_depth = 0;
 __attribute__((tls_model("initial-exec"))) thread_local Slot* t_slot = nullptr;
 __attribute__((tls_model("initial-exec"))) thread_local bool t_setup_done = false;
 
-// [any] Counts one allocator call of the calling thread if it is inside rt.
-inline void count(Kind k) noexcept {
-  if (t_depth > 0) {
-    if (Slot* s = t_slot) s->kinds[k].fetch_add(1, std::memory_order_relaxed);
-  }
-}
 
 // ---------------------------------------------------------------- report
 
@@ -621,126 +586,9 @@ extern "C" void rackd_rt_leave() {
   if (Slot* s = t_slot) s->depth.store(d, std::memory_order_release);
 }
 
-// ---------------------------------------------------------------- C allocator
-
-extern "C" {
-
-void* malloc(size_t n) noexcept {
-  count(kMalloc);
-  return __libc_malloc(n);
-}
-
-void* calloc(size_t n, size_t size) noexcept {
-  count(kCalloc);
-  return __libc_calloc(n, size);
-}
-
-void* realloc(void* p, size_t n) noexcept {
-  count(kRealloc);
-  return __libc_realloc(p, n);
-}
-
-void* reallocarray(void* p, size_t n, size_t size) noexcept {
-  count(kRealloc);
-  size_t bytes;
-  if (__builtin_mul_overflow(n, size, &bytes)) {
-    errno = ENOMEM;
-    return nullptr;
-  }
-  return __libc_realloc(p, bytes);
-}
-
-void free(void* p) noexcept {
-  if (p) count(kFree);
-  __libc_free(p);
-}
-
-void* memalign(size_t align, size_t n) noexcept {
-  count(kMemalign);
-  return __libc_memalign(align, n);
-}
-
-void* aligned_alloc(size_t align, size_t n) noexcept {
-  count(kMemalign);
-  if (align == 0 || (align & (align - 1)) != 0) {
-    errno = EINVAL;
-    return nullptr;
-  }
-  return __libc_memalign(align, n);
-}
-
-int posix_memalign(void** out, size_t align, size_t n) noexcept {
-  count(kMemalign);
-  if (align == 0 || (align & (align - 1)) != 0 || align % sizeof(void*) != 0) return EINVAL;
-  void* p = __libc_memalign(align, n);
-  if (!p) return ENOMEM;
-  *out = p;
-  return 0;
-}
-
-void* valloc(size_t n) noexcept {
-  count(kMemalign);
-  return __libc_valloc(n);
-}
-
-void* pvalloc(size_t n) noexcept {
-  count(kMemalign);
-  return __libc_pvalloc(n);
-}
-
-}  // extern "C"
-
-// ---------------------------------------------------------------- C++ allocator
-
-namespace {
-
-void* new_impl(size_t n, size_t align) {
-  count(kNew);
-  if (n == 0) n = 1;
-  for (;;) {
-    void* p = align ? __libc_memalign(align, n) : __libc_malloc(n);
-    if (p) return p;
-    std::new_handler h = std::get_new_handler();
-    if (!h) throw std::bad_alloc();
-    h();
+// [any] Counts one allocator call of the calling thread if it is inside rt.
+void rtcount::count(Kind k) noexcept {
+  if (t_depth > 0) {
+    if (Slot* s = t_slot) s->kinds[k].fetch_add(1, std::memory_order_relaxed);
   }
 }
-
-void* new_nothrow(size_t n, size_t align) noexcept {
-  try {
-    return new_impl(n, align);
-  } catch (...) {
-    return nullptr;
-  }
-}
-
-void delete_impl(void* p) noexcept {
-  if (p) count(kDelete);
-  __libc_free(p);
-}
-
-size_t al(std::align_val_t a) noexcept { return static_cast<size_t>(a); }
-
-}  // namespace
-
-void* operator new(size_t n) { return new_impl(n, 0); }
-void* operator new[](size_t n) { return new_impl(n, 0); }
-void* operator new(size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
-void* operator new[](size_t n, const std::nothrow_t&) noexcept { return new_nothrow(n, 0); }
-void* operator new(size_t n, std::align_val_t a) { return new_impl(n, al(a)); }
-void* operator new[](size_t n, std::align_val_t a) { return new_impl(n, al(a)); }
-void* operator new(size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_nothrow(n, al(a)); }
-void* operator new[](size_t n, std::align_val_t a, const std::nothrow_t&) noexcept { return new_nothrow(n, al(a)); }
-
-void operator delete(void* p) noexcept { delete_impl(p); }
-void operator delete[](void* p) noexcept { delete_impl(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { delete_impl(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { delete_impl(p); }
-void operator delete(void* p, size_t) noexcept { delete_impl(p); }
-void operator delete[](void* p, size_t) noexcept { delete_impl(p); }
-void operator delete(void* p, std::align_val_t) noexcept { delete_impl(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { delete_impl(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_impl(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { delete_impl(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { delete_impl(p); }
-void operator delete[](void* p, size_t, std::align_val_t) noexcept { delete_impl(p); }

@@ -1,5 +1,28 @@
-// Reads the reports librtcount.so writes (format: top of tests/rtcount/rtcount.cpp)
-// into records for tests. Header-only; test threads only, allocates freely.
+// Reads the reports librtcount.so (tests/rtcount/rtcount.cpp) writes into
+// records for tests. Header-only; test threads only, allocates freely.
+//
+// librtcount.so's report: if RACKD_RTCOUNT_DIR is set,
+// $RACKD_RTCOUNT_DIR/<pid>.txt, rewritten atomically (temp file + rename) every 200 ms while something changed, on
+// normal exit (library destructor) and on a default-disposition SIGTERM/SIGINT.
+// SIGKILL loses at most the last 200 ms. Format, one record per line, fields
+// `key=value` separated by single spaces, `#` lines are comments:
+//   # rtcount v1
+//   comm=<process name from /proc/self/comm>
+//   notifications=<syscalls of filtered threads the listener saw, in or out of rt>
+//   lost_threads=<threads that entered rt after the thread table was full>
+//   tid=<tid> sections=<n> allocs=<n> frees=<n> syscalls=<n>
+//       first_syscalls=<nr,nr,...> seccomp=<own|inherited|off>
+//       malloc=<n> calloc=<n> realloc=<n> memalign=<n> new=<n> free=<n> delete=<n>
+// (the tid record is one line). One tid line per thread that ever entered a
+// real-time section. sections counts outermost sections; allocs = malloc +
+// calloc + realloc (+ reallocarray) + memalign (aligned_alloc, posix_memalign,
+// memalign, valloc, pvalloc) + new (every operator new); frees = free + delete
+// (non-null pointers only). syscalls counts system calls made inside sections;
+// first_syscalls lists the first 8 distinct numbers (x86_64 numbering, see
+// <sys/syscall.h>). seccomp says whether syscalls were counted for the thread:
+// own = its own filter, inherited = a filter inherited from the thread that
+// created it (same listener, so still counted), off = not counted (syscalls=0
+// means nothing then).
 #pragma once
 
 #include <sys/types.h>
