@@ -3,6 +3,7 @@
 #include "control/events.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -65,7 +66,10 @@ std::vector<Event> parse_events(const std::string& text, const std::string& path
     e.count = e.target.spec->count;
     events.push_back(e);
   }
-  std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) { return a.seconds < b.seconds; });
+  // By time, then file order (one event per line). Not std::stable_sort: with
+  // clang and this libstdc++ it instantiates the deprecated get_temporary_buffer.
+  std::sort(events.begin(), events.end(),
+            [](const Event& a, const Event& b) { return std::pair(a.seconds, a.line) < std::pair(b.seconds, b.line); });
   return events;
 }
 

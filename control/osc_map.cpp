@@ -98,8 +98,9 @@ OscMap parse_osc_map(const std::string& text, const std::string& path, const ser
     if (m.min == m.max) fail(path, m.line, who + ": min and max must differ");
     map.entries.push_back(std::move(m));
   }
-  std::stable_sort(map.entries.begin(), map.entries.end(),
-                   [](const OscMapping& a, const OscMapping& b) { return a.line < b.line; });
+  // File order: TOML puts one key per line, so lines are unique.
+  std::sort(map.entries.begin(), map.entries.end(),
+            [](const OscMapping& a, const OscMapping& b) { return a.line < b.line; });
   return map;
 }
 

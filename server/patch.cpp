@@ -77,7 +77,8 @@ using Entry = std::pair<const toml::key*, const toml::node*>;
 std::vector<Entry> in_file_order(const toml::table& t) {
   std::vector<Entry> out;
   for (auto&& [k, v] : t) out.emplace_back(&k, &v);
-  std::stable_sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
+  // Keys start at distinct places in the file: the order is total.
+  std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) {
     const auto& sa = a.first->source().begin;
     const auto& sb = b.first->source().begin;
     return std::pair(sa.line, sa.column) < std::pair(sb.line, sb.column);
