@@ -136,6 +136,8 @@ class Engine {
   bool batchable(uint32_t blocks) noexcept RACKD_RT;
   void start_batch(const float* const* in, uint32_t blocks) noexcept RACKD_RT;
   void cut_batch(uint32_t cycle) noexcept RACKD_RT;
+  BlockRef batch_input(const Node& n, uint32_t first) const noexcept RACKD_RT;
+  void stamp_busy(Node& n, uint64_t since) noexcept RACKD_RT;
   bool usable(const Node& n, uint32_t& generation) const noexcept RACKD_RT;
   Verdict verdict(Node& n) noexcept RACKD_RT;
   void launch(Node& n, uint32_t cycle, uint64_t cycle_start) noexcept RACKD_RT;

@@ -69,18 +69,8 @@ void Engine::start_batch(const float* const* in, uint32_t blocks) noexcept {
   for (uint32_t b = 0; b < blocks; ++b) put_device_input(first + b, in, std::size_t{b} * config_.block_frames);
   const uint64_t now = shm::now_ns();
   for (Node& n : nodes_) {
-    BlockRef input;
-    if (n.input == kDeviceInput) {
-      input = {shm::kDeviceBus, rings_[0].slot_of(first)};
-    } else if (n.input >= 0) {
-      const uint32_t bus = nodes_[static_cast<std::size_t>(n.input)].out_bus;
-      input = {bus, rings_[bus].slot_of(first)};
-    }
-    arm(n, input, n.input >= 0 ? n.input : -1, last, blocks);
-    n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
-    n.in->busy_since_ns.store(now, std::memory_order_release);
-    n.sent = last;
-    n.sent_valid = true;
+    arm(n, batch_input(n, first), n.input >= 0 ? n.input : -1, last, blocks);
+    stamp_busy(n, now);
   }
   for (Node& n : nodes_) {
     if (n.input < 0) shm::futex_wake(n.in->arm, 1);  // followers start on their upstream's completion
@@ -97,12 +87,25 @@ void Engine::cut_batch(uint32_t cycle) noexcept {
   if (!batch_) return;
   batch_ = false;
   for (Node& n : nodes_) {
-    n.in->request.store(cycle, std::memory_order_relaxed);
-    n.in->request_count.store(cycle - batch_first_ + 1, std::memory_order_relaxed);
-    n.in->arm.fetch_add(1, std::memory_order_seq_cst);
+    arm(n, batch_input(n, batch_first_), n.input >= 0 ? n.input : -1, cycle, cycle - batch_first_ + 1);
     shm::futex_wake(n.in->arm, 1);
-    n.sent = cycle;
   }
+}
+
+// Where a batch starting at `first` takes n's first block from: its input's
+// own ring (nothing is replaced in a batch).
+BlockRef Engine::batch_input(const Node& n, uint32_t first) const noexcept {
+  if (n.input == kDeviceInput) return {shm::kDeviceBus, rings_[0].slot_of(first)};
+  if (n.input < 0) return {};
+  const uint32_t bus = nodes_[static_cast<std::size_t>(n.input)].out_bus;
+  return {bus, rings_[bus].slot_of(first)};
+}
+
+// Tagged with n's process generation: if the supervisor replaced the process
+// meanwhile, it sees a stamp of the old one and ignores it.
+void Engine::stamp_busy(Node& n, uint64_t since) noexcept {
+  n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
+  n.in->busy_since_ns.store(since, std::memory_order_release);
 }
 
 // One cycle: what run_cycle() did before batches; in a batch, every module
@@ -243,12 +246,7 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
   } else if (reached(nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst), cycle)) {
     shm::futex_wake(n.in->arm, 1);
   }
-  // Tagged with the generation checked above: if the supervisor replaced the
-  // process meanwhile, it sees a stamp of the old one and ignores it.
-  n.in->busy_generation.store(n.generation, std::memory_order_relaxed);
-  n.in->busy_since_ns.store(cycle_start, std::memory_order_release);
-  n.sent = cycle;
-  n.sent_valid = true;
+  stamp_busy(n, cycle_start);
   n.waiting = true;
   // Offline, a module's time starts when its input exists: a follower's clock
   // starts in poll() once the module it follows is resolved.
@@ -262,6 +260,8 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
 // -1), then publishes it by bumping the arm word. seq_cst: see send().
 void Engine::arm(Node& n, BlockRef input, int follow, uint32_t last, uint32_t count) noexcept {
   n.follow = follow;
+  n.sent = last;
+  n.sent_valid = true;
   n.in->request.store(last, std::memory_order_relaxed);
   n.in->request_count.store(count, std::memory_order_relaxed);
   n.in->request_in_bus.store(input.bus, std::memory_order_relaxed);
@@ -280,7 +280,6 @@ void Engine::rearm_followers(const Node& u) noexcept {
   for (Node& f : nodes_) {
     if (!f.waiting || f.follow != index) continue;
     arm(f, input_ref(f), -1, current_, 1);  // the same cycle, its input now final
-    f.sent = current_;
     shm::futex_wake(f.in->arm, 1);
   }
 }
