@@ -88,6 +88,12 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
     try {
       uint64_t next = 0;                // next block to run
       uint32_t pos = kStageBlocks;      // its place in the staging buffers (kStageBlocks: refill)
+      auto flush = [&] {                // the staged output so far, never beyond the input's length
+        const uint64_t frames = std::min<uint64_t>(uint64_t{pos} * block, total_frames - done);
+        writer.write(out_stage_ptrs.data(), static_cast<uint32_t>(frames));
+        done += frames;
+        pos = kStageBlocks;
+      };
       while (next < total_blocks) {
         if (g_stop_requested.load()) {
           interrupted = true;
@@ -112,19 +118,9 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
         }
         next += k;
         pos += static_cast<uint32_t>(k);
-        if (pos == kStageBlocks || next == total_blocks) {
-          const uint64_t frames = std::min<uint64_t>(uint64_t{pos} * block, total_frames - done);
-          writer.write(out_stage_ptrs.data(), static_cast<uint32_t>(frames));
-          done += frames;
-          pos = kStageBlocks;
-        }
+        if (pos == kStageBlocks) flush();
       }
-      // Interrupted: what was rendered so far is kept.
-      if (interrupted && pos != kStageBlocks) {
-        const uint64_t frames = std::min<uint64_t>(uint64_t{pos} * block, total_frames - done);
-        writer.write(out_stage_ptrs.data(), static_cast<uint32_t>(frames));
-        done += frames;
-      }
+      if (pos != kStageBlocks) flush();  // the last, partial stage (or what an interruption left)
       writer.close();
     } catch (const std::exception& e) {
       failure = e.what();
