@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "modules/eq/eq_dsp.hpp"
+#include "tests/modules/planar.hpp"
 
 namespace rackd::eq::test {
 
@@ -102,16 +103,7 @@ inline void expect_close(double measured, double reference, double hz, const cha
   }
 }
 
-// Planar buffers plus the pointer arrays process() takes.
-struct Planar {
-  Planar(uint32_t channels, uint32_t frames) : data(channels, std::vector<float>(frames)) {
-    for (auto& c : data) ptrs.push_back(c.data());
-  }
-  std::vector<std::vector<float>> data;
-  std::vector<float*> ptrs;
-  const float* const* in() const { return ptrs.data(); }
-  float* const* out() { return ptrs.data(); }
-};
+using rackd::test::Planar;
 
 // Runs `frames` of `in` (mono, copied to every channel) through `eq` in blocks;
 // `before_block(k)` may change targets, like OSC arriving between blocks.

@@ -12,21 +12,14 @@
 #include <numbers>
 #include <vector>
 
+#include "tests/modules/planar.hpp"
+
 namespace rackd::passthrough {
 namespace {
 
 constexpr uint32_t kChannels = 2;
 
-// Planar buffers plus the pointer arrays process() takes.
-struct Planar {
-  Planar(uint32_t channels, uint32_t frames) : data(channels, std::vector<float>(frames)) {
-    for (auto& c : data) ptrs.push_back(c.data());
-  }
-  std::vector<std::vector<float>> data;
-  std::vector<float*> ptrs;
-  const float* const* in() const { return ptrs.data(); }
-  float* const* out() { return ptrs.data(); }
-};
+using rackd::test::Planar;
 
 // Awkward values (subnormal-adjacent, negative zero, odd mantissas) that a
 // multiply by 1.0f would still keep, but any other arithmetic might not.
