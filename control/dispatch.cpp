@@ -144,6 +144,7 @@ void Dispatcher::mapped(const OscMapping& mp, const OscMessage& m, const Peer& f
 void Dispatcher::append_counters(OscMessage& r) const {
   r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.cycles ? hooks_.cycles() : 0)));
   r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.xruns ? hooks_.xruns() : 0)));
+  r.args.push_back(OscArg::int64(static_cast<int64_t>(hooks_.limited_frames ? hooks_.limited_frames() : 0)));
 }
 
 void Dispatcher::append_load(OscMessage& r, uint32_t module) const {

@@ -49,6 +49,7 @@ namespace rackd::control {
 struct ServerHooks {
   std::function<uint64_t()> cycles;  // device cycles so far (empty: 0)
   std::function<uint64_t()> xruns;   // device xruns so far (empty: 0)
+  std::function<uint64_t()> limited_frames;  // output frames the safety limiter changed (empty: 0)
   // Restart module `slot` now (e.g. SIGKILL it; the supervisor respawns it and
   // the new process finds its parameters). False + reason when refused. Empty:
   // every restart is refused with "restart is not available".

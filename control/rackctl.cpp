@@ -215,7 +215,7 @@ struct ModuleRow {
 
 struct Status {
   uint32_t rate = 0, block = 0;
-  uint64_t cycles = 0, xruns = 0;
+  uint64_t cycles = 0, xruns = 0, limited_frames = 0;
   std::vector<ModuleRow> modules;
 };
 
@@ -224,14 +224,16 @@ Status fetch_status(Client& c) {
   Reply r;
   c.await(r, "/rackd/status.reply", "/rackd/status");
   Status s;
-  if (r.types.size() < 5) return s;
+  constexpr std::size_t kHead = 6;  // rate block cycles xruns limited_frames n
+  if (r.types.size() < kHead) return s;
   s.rate = static_cast<uint32_t>(r.num(0));
   s.block = static_cast<uint32_t>(r.num(1));
   s.cycles = static_cast<uint64_t>(r.num(2));
   s.xruns = static_cast<uint64_t>(r.num(3));
-  const std::size_t n = static_cast<std::size_t>(r.num(4));
-  for (std::size_t k = 0; k < n && 5 + 9 * k + 8 < r.types.size(); ++k) {
-    const std::size_t b = 5 + 9 * k;
+  s.limited_frames = static_cast<uint64_t>(r.num(4));
+  const std::size_t n = static_cast<std::size_t>(r.num(5));
+  for (std::size_t k = 0; k < n && kHead + 9 * k + 8 < r.types.size(); ++k) {
+    const std::size_t b = kHead + 9 * k;
     ModuleRow m;
     m.name = r.str(b);
     m.type = r.str(b + 1);
@@ -260,8 +262,9 @@ std::string json_escape(const std::string& s) {
 void print_status(const Status& s, bool json, uint64_t xrun_delta = 0, bool top = false) {
   const double period_us = s.rate ? 1e6 * s.block / s.rate : 0;
   if (json) {
-    std::printf("{\"rate\":%u,\"block\":%u,\"cycles\":%" PRIu64 ",\"xruns\":%" PRIu64 ",\"modules\":{", s.rate, s.block,
-                s.cycles, s.xruns);
+    std::printf("{\"rate\":%u,\"block\":%u,\"cycles\":%" PRIu64 ",\"xruns\":%" PRIu64 ",\"limited_frames\":%" PRIu64
+                ",\"modules\":{",
+                s.rate, s.block, s.cycles, s.xruns, s.limited_frames);
     for (std::size_t k = 0; k < s.modules.size(); ++k) {
       const ModuleRow& m = s.modules[k];
       std::printf("%s\"%s\":{\"type\":\"%s\",\"state\":\"%s\",\"load\":%.4f,\"max_load\":%.4f,"
@@ -276,6 +279,7 @@ void print_status(const Status& s, bool json, uint64_t xrun_delta = 0, bool top 
   std::printf("rackd  %u Hz  block %u (%.2f ms)  cycles %" PRIu64 "  xruns %" PRIu64, s.rate, s.block, period_us / 1000,
               s.cycles, s.xruns);
   if (top) std::printf(" (+%" PRIu64 ")", xrun_delta);
+  std::printf("  limited %" PRIu64, s.limited_frames);
   std::printf("%s", top ? "\033[K\r\n\033[K\r\n" : "\n\n");
   std::printf("%-20s %-12s %-8s %6s %10s %8s %8s  %s%s", "NAME", "TYPE", "STATE", "LOAD", "WORST", "LATE", "RESTARTS",
               "FLAGS", top ? "\033[K\r\n" : "\n");

@@ -225,6 +225,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     hooks.block_frames = cfg.block_frames;
     hooks.cycles = [&server] { return server.engine().cycles(); };
     hooks.xruns = [&state] { return state.xruns.load(std::memory_order_relaxed); };
+    hooks.limited_frames = [&server] { return server.engine().limited_frames(); };
     hooks.restart = [&server](uint32_t slot, std::string& why) { return server.supervisor().restart(slot, why); };
     control::ControlOptions o;
     o.port = static_cast<uint16_t>(opt.osc_port);

@@ -128,6 +128,8 @@ class Engine {
   // [any] Number of the cycle last started (the value sent in cycle requests).
   const std::atomic<uint32_t>& cycle_now() const noexcept { return cycle_now_; }
   uint64_t mix_nonfinite() const noexcept { return mix_nonfinite_.load(std::memory_order_relaxed); }
+  // [any] Output frames the safety stage's limiter changed so far.
+  uint64_t limited_frames() const noexcept { return limited_frames_.load(std::memory_order_relaxed); }
 
  private:
   enum class Verdict { kSend, kBusy, kBypass, kSilence };
@@ -172,6 +174,7 @@ class Engine {
   std::atomic<uint64_t> cycles_{0};
   std::atomic<uint32_t> cycle_now_{0};
   std::atomic<uint64_t> mix_nonfinite_{0};
+  std::atomic<uint64_t> limited_frames_{0};
 };
 
 }  // namespace rackd::server

@@ -82,8 +82,13 @@ BlockStats block_stats(const float* x, uint32_t n) noexcept {
 }
 
 void SafetyStage::setup(double rate_hz, double release_ms) noexcept {
-  release_coef_ = static_cast<float>(1.0 - std::exp(-1.0 / (release_ms * 1e-3 * rate_hz)));
-  gain_ = 1.0f;
+  release_coef_ = 1.0 - std::exp(-1.0 / (release_ms * 1e-3 * rate_hz));
+  gain_ = 1.0;
+}
+
+uint64_t SafetyStage::release_bound_frames() const noexcept {
+  // 1 - gain shrinks by (1 - coef) per frame from at most 1 until below kSnap.
+  return static_cast<uint64_t>(std::ceil(std::log(kSnap) / std::log1p(-release_coef_)));
 }
 
 uint32_t SafetyStage::process(float* const* ch, uint32_t channels, uint32_t frames) noexcept {
@@ -100,19 +105,22 @@ uint32_t SafetyStage::process(float* const* ch, uint32_t channels, uint32_t fram
   for (uint32_t i = 0; i < frames; ++i) {
     float peak = 0.0f;
     for (uint32_t c = 0; c < channels; ++c) peak = std::fmax(peak, std::fabs(ch[c][i]));
-    if (gain_ < 1.0f) {
-      gain_ += (1.0f - gain_) * release_coef_;
-      // Snap to exactly 1 once inaudibly close, so the path is bit-exact again.
-      if (gain_ > 0.99999f) gain_ = 1.0f;
+    if (gain_ < 1.0) {
+      gain_ += (1.0 - gain_) * release_coef_;
+      if (gain_ > 1.0 - kSnap) gain_ = 1.0;  // exactly 1: the path is bit-exact again
     }
-    if (peak * gain_ > kCeiling) gain_ = kCeiling / peak;
-    if (gain_ < 1.0f) {
-      ++limited_frames_;
+    if (peak * gain_ > kCeiling) gain_ = kCeiling / static_cast<double>(peak);
+    if (gain_ < 1.0) {
+      const float g = static_cast<float>(gain_);
+      bool changed = false;
       for (uint32_t c = 0; c < channels; ++c) {
-        float y = ch[c][i] * gain_;
+        const float x = ch[c][i];
         // Rounding in the product may land one ulp above the ceiling: clamp.
-        ch[c][i] = std::fmin(std::fmax(y, -kCeiling), kCeiling);
+        const float y = std::fmin(std::fmax(x * g, -kCeiling), kCeiling);
+        changed |= y != x;
+        ch[c][i] = y;
       }
+      limited_frames_ += changed ? 1u : 0u;
     }
   }
   return bad;

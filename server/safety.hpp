@@ -3,8 +3,13 @@
 // [rt] process; no lookahead, so it adds no latency.
 //
 // The limiter has instant attack (the gain drops on the very sample that would
-// exceed the ceiling) and a smooth release; while nothing exceeds the ceiling
-// and the gain has recovered, samples pass bit-exact.
+// exceed the ceiling) and an exponential release that ends: the gain is kept
+// in double, so each step towards 1 stays larger than the precision it is
+// held in, and it snaps to exactly 1 once within 1e-5 of it (-0.0001 dB). From
+// any gain that takes at most release_bound_frames() = ln(1e5) time constants
+// (576 ms with the default 50 ms). While nothing exceeds the ceiling and the
+// gain has recovered, samples pass bit-exact. (A float gain stalled for good at
+// 0.9999285, where (1 - gain) * coef is below half an ulp.)
 #pragma once
 
 #include <cstdint>
@@ -44,12 +49,18 @@ class SafetyStage {
   uint32_t process(float* const* ch, uint32_t channels, uint32_t frames) noexcept RACKD_RT;
 
   // Current limiter gain (1 when idle).
-  float gain() const noexcept { return gain_; }
+  double gain() const noexcept { return gain_; }
+  // Frames in which the limiter changed at least one sample.
   uint64_t limited_frames() const noexcept { return limited_frames_; }
+  // Longest release, from any gain back to exactly 1, in frames.
+  uint64_t release_bound_frames() const noexcept;
+
+  // Snap point of the release: 1e-5 below unity is -0.0001 dB.
+  static constexpr double kSnap = 1e-5;
 
  private:
-  float release_coef_ = 0.0005f;
-  float gain_ = 1.0f;
+  double release_coef_ = 0.0005;
+  double gain_ = 1.0;
   uint64_t limited_frames_ = 0;
 };
 

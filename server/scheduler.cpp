@@ -499,6 +499,7 @@ void Engine::mix(float* const* out) noexcept {
   }
   uint32_t bad = safety_.process(out, out_ch, frames);
   if (bad) mix_nonfinite_.store(mix_nonfinite_.load(std::memory_order_relaxed) + bad, std::memory_order_relaxed);
+  limited_frames_.store(safety_.limited_frames(), std::memory_order_relaxed);
 }
 
 }  // namespace rackd::server

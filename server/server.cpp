@@ -87,7 +87,8 @@ std::string json_escape(const std::string& s) {
 std::string Server::summary_json(uint64_t xruns, const std::string& extra) const {
   const auto reports = stopped_ ? final_ : const_cast<Supervisor&>(supervisor_).report();
   std::ostringstream o;
-  o << "{\"cycles\":" << engine_.cycles() << ",\"xruns\":" << xruns << "," << extra << "\"modules\":{";
+  o << "{\"cycles\":" << engine_.cycles() << ",\"xruns\":" << xruns << ",\"limited_frames\":" << engine_.limited_frames()
+    << ",\"mix_nonfinite\":" << engine_.mix_nonfinite() << "," << extra << "\"modules\":{";
   auto& seg = const_cast<Engine&>(engine_).segment();
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const auto& r = reports[i];

@@ -21,6 +21,7 @@ class DispatchTest : public ::testing::Test {
     hooks_.block_frames = 128;
     hooks_.cycles = [] { return uint64_t{1000}; };
     hooks_.xruns = [] { return uint64_t{2}; };
+    hooks_.limited_frames = [] { return uint64_t{5}; };
     hooks_.restart = [this](uint32_t slot, std::string& why) {
       restarted_.push_back(slot);
       if (slot == 0) {
@@ -73,20 +74,21 @@ TEST_F(DispatchTest, StatusReplyCarriesServerAndPerModuleFields) {
   send("/rackd/status", {});
   OscMessage r = reply();
   EXPECT_EQ(r.address, "/rackd/status.reply");
-  ASSERT_EQ(r.types(), "iihhi" + std::string("sssffhhii") + "sssffhhii");
+  ASSERT_EQ(r.types(), "iihhhi" + std::string("sssffhhii") + "sssffhhii");
   EXPECT_EQ(r.args[0].i, 48000);
   EXPECT_EQ(r.args[1].i, 128);
   EXPECT_EQ(r.args[2].i, 1000);
   EXPECT_EQ(r.args[3].i, 2);
-  EXPECT_EQ(r.args[4].i, 2);
-  EXPECT_EQ(r.args[5].s, "src");
-  EXPECT_EQ(r.args[6].s, "capture");
-  EXPECT_EQ(r.args[7].s, "running");
-  EXPECT_EQ(r.args[14].s, "p");
-  EXPECT_NEAR(r.args[17].d, 0.5, 0.001);
-  EXPECT_NEAR(r.args[18].d, 1.0, 0.001);
-  EXPECT_EQ(r.args[19].i, 7);
-  EXPECT_EQ(r.args[20].i, 3);
+  EXPECT_EQ(r.args[4].i, 5);
+  EXPECT_EQ(r.args[5].i, 2);
+  EXPECT_EQ(r.args[6].s, "src");
+  EXPECT_EQ(r.args[7].s, "capture");
+  EXPECT_EQ(r.args[8].s, "running");
+  EXPECT_EQ(r.args[15].s, "p");
+  EXPECT_NEAR(r.args[18].d, 0.5, 0.001);
+  EXPECT_NEAR(r.args[19].d, 1.0, 0.001);
+  EXPECT_EQ(r.args[20].i, 7);
+  EXPECT_EQ(r.args[21].i, 3);
   expect_error("/rackd/status", {OscArg::int32(1)}, "no arguments");
 }
 
@@ -194,7 +196,7 @@ TEST_F(DispatchTest, SubscribersGetStateChangesParameterChangesAndMeters) {
     EXPECT_TRUE(s.to == a);
     if (s.m.address == "/rackd/module/state") state = s.m.args[0].s == "p" && s.m.args[1].s == "dead";
     if (s.m.address == "/p/gain_db") param = s.m.args[0].d == -1.0;
-    if (s.m.address == "/rackd/meters") meters = s.m.types() == "hhisffhsffh";
+    if (s.m.address == "/rackd/meters") meters = s.m.types() == "hhhisffhsffh";
   }
   EXPECT_TRUE(state);
   EXPECT_TRUE(param);

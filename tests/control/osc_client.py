@@ -43,9 +43,9 @@ def get(addr):
 
 # status
 r = request("/rackd/status", want="/rackd/status.reply")
-if r[1][0] != 48000 or r[1][1] != 128 or r[1][4] != 2:
-    fail("status header %r" % (r[1][:5],))
-if r[1][5] != "src" or r[1][14] != "p" or r[1][7] != "running":
+if r[1][0] != 48000 or r[1][1] != 128 or r[1][5] != 2:
+    fail("status header %r" % (r[1][:6],))
+if r[1][6] != "src" or r[1][15] != "p" or r[1][8] != "running":
     fail("status modules %r" % (r[1],))
 
 # set + sync + get

@@ -105,7 +105,7 @@ TEST_F(RackctlTest, TopRedrawsInPlaceAndQuitsOnQ) {
 TEST_F(RackctlTest, DumpPrintsNotifications) {
   Ran r = run("timeout -s INT 1 " + base_ + "dump");
   EXPECT_NE(r.out.find("/rackd/module/state p running"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("/rackd/meters 777 0 2 src"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("/rackd/meters 777 0 0 2 src"), std::string::npos) << r.out;
 }
 
 }  // namespace

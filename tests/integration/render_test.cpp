@@ -53,6 +53,40 @@ TEST(Render, PassthroughChainIsBitExactWithNoFramesAdded) {
   EXPECT_EQ(json_number(r.out, "", "cycles"), std::ceil((48000.0 * 3 + 77) / 128));
 }
 
+// The safety limiter releases (issue 15, finding 1): float noise at about
+// -14 dBFS RMS with single samples above the -0.1 dBFS ceiling, through the
+// passthrough chain. Each peak alters at most the frames up to the end of its
+// release window (576 ms at the default 50 ms release); everything else is
+// bit-exact, and the exit JSON's limited_frames counts exactly the frames
+// that changed.
+TEST(Render, LimiterAltersOnlyEachPeaksReleaseWindowAndCountsIt) {
+  const std::string d = temp_dir();
+  Audio in = noise(48000 * 5, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 0.34f);
+  const size_t peaks[] = {30000, 100000, 170000};
+  in.ch[0][peaks[0]] = 1.25f;
+  in.ch[1][peaks[1]] = -2.0f;
+  in.ch[0][peaks[2]] = 1.0f;
+  write_audio(d + "/in.wav", in);
+  Result r = render(source("patches/passthrough.toml"), d + "/in.wav", d + "/out.wav");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const Audio out = read_audio(d + "/out.wav");
+  ASSERT_EQ(out.frames(), in.frames());
+  const size_t window = 48000 * 576 / 1000 + 1;
+  long changed = 0;
+  for (size_t i = 0; i < in.frames(); ++i) {
+    const bool same = out.ch[0][i] == in.ch[0][i] && out.ch[1][i] == in.ch[1][i];
+    changed += same ? 0 : 1;
+    bool in_window = false;
+    for (size_t p : peaks) in_window = in_window || (i >= p && i <= p + window);
+    if (!in_window) {
+      ASSERT_TRUE(same) << "frame " << i << " altered outside every release window";
+    }
+  }
+  EXPECT_GT(changed, 3);
+  EXPECT_EQ(json_number(r.out, "", "limited_frames"), changed) << r.out;
+  EXPECT_EQ(json_number(r.out, "", "mix_nonfinite"), 0) << r.out;
+}
+
 TEST(Render, ImpulseComesOutAtTheSameFrame) {
   const std::string d = temp_dir();
   for (size_t at : {0ul, 127ul, 128ul, 1000ul, 4095ul}) {

@@ -60,6 +60,79 @@ TEST(Safety, GainRecoversToBitExactAfterAPeak) {
   EXPECT_EQ(a.back(), 0.25f);
 }
 
+// Issue 15, finding 1: a float gain stalled at 0.9999285 after one peak, so
+// every later frame was altered and counted. Noise at about -14 dBFS RMS with
+// isolated peaks above the ceiling (on one channel, on the other, barely
+// above, far above), run in blocks of 128 like the engine: every frame outside
+// [peak, peak + release bound] passes bit-exact, and the limited-frame count
+// is exactly the number of frames whose output differs from the input.
+TEST(Safety, NoiseWithIsolatedPeaksIsBitExactOutsideEachReleaseWindow) {
+  constexpr uint32_t kRate = 48000, kFrames = 5 * kRate, kBlock = 128;
+  SafetyStage s;
+  s.setup(kRate);
+  const uint64_t bound = s.release_bound_frames();
+  ASSERT_LT(bound, uint64_t{kRate});  // 576 ms at the default 50 ms
+  std::mt19937 rng(15);
+  std::uniform_real_distribution<float> noise(-0.34f, 0.34f);  // RMS 0.196: -14.1 dBFS
+  std::vector<float> in_l(kFrames), in_r(kFrames);
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    in_l[i] = noise(rng);
+    in_r[i] = noise(rng);
+  }
+  struct Peak {
+    uint32_t at;
+    float value;
+    bool left;
+  };
+  const Peak peaks[] = {{24000, 1.5f, true}, {81000, -4.0f, false}, {144100, 0.99f, true}, {201700, 100.0f, false}};
+  for (const Peak& p : peaks) (p.left ? in_l : in_r)[p.at] = p.value;
+  std::vector<float> l = in_l, r = in_r;
+  for (uint32_t at = 0; at < kFrames; at += kBlock) {
+    float* ch[] = {l.data() + at, r.data() + at};
+    s.process(ch, 2, std::min(kBlock, kFrames - at));
+  }
+  uint64_t changed = 0;
+  for (uint32_t i = 0; i < kFrames; ++i) {
+    const bool same = l[i] == in_l[i] && r[i] == in_r[i];
+    changed += same ? 0 : 1;
+    bool in_window = false;
+    for (const Peak& p : peaks) in_window = in_window || (i >= p.at && i <= p.at + bound);
+    if (!in_window) {
+      ASSERT_TRUE(same) << "frame " << i << " changed outside every release window";
+    }
+    ASSERT_LE(std::fabs(l[i]), SafetyStage::kCeiling);
+    ASSERT_LE(std::fabs(r[i]), SafetyStage::kCeiling);
+  }
+  EXPECT_GT(changed, 4u);
+  EXPECT_EQ(s.limited_frames(), changed);
+  EXPECT_EQ(s.gain(), 1.0);
+}
+
+// From any gain the attack can leave (a peak just above the ceiling up to the
+// largest float), the release reaches exactly 1 within release_bound_frames().
+TEST(Safety, GainReturnsToExactlyOneWithinTheBoundFromAnyGain) {
+  for (double release_ms : {5.0, 50.0, 500.0}) {
+    for (float peak : {1.0f, 2.0f, 1e3f, 1e30f, std::numeric_limits<float>::max()}) {
+      SafetyStage s;
+      s.setup(48000, release_ms);
+      const uint64_t bound = s.release_bound_frames();
+      float x = peak;
+      float* ch[] = {&x};
+      s.process(ch, 1, 1);
+      ASSERT_LT(s.gain(), 1.0) << peak;
+      uint64_t n = 0;
+      float zero = 0.0f;
+      ch[0] = &zero;
+      while (s.gain() < 1.0 && n <= bound) {
+        s.process(ch, 1, 1);
+        ++n;
+      }
+      EXPECT_EQ(s.gain(), 1.0) << "peak " << peak << ", release " << release_ms << " ms";
+      EXPECT_LE(n, bound) << "peak " << peak << ", release " << release_ms << " ms";
+    }
+  }
+}
+
 TEST(Safety, IsNonFiniteUsesTheBitPattern) {
   EXPECT_TRUE(is_nonfinite(std::numeric_limits<float>::quiet_NaN()));
   EXPECT_TRUE(is_nonfinite(-std::numeric_limits<float>::infinity()));
