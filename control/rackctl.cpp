@@ -43,7 +43,7 @@ const char* kUsage =
     "\n"
     "options:\n"
     "  --host ADDR            rackd's address (default 127.0.0.1)\n"
-    "  --port N               rackd's --osc-port (default 9000)\n"
+    "  --port N               rackd's --osc-port (default $RACKD_OSC_PORT, else 9000)\n"
     "  --timeout SECONDS      how long to wait for an answer (default 2)\n"
     "\n"
     "exit status: 0 ok, 1 rackd refused the request (/rackd/error), 2 usage,\n"
@@ -355,6 +355,7 @@ int cmd_dump(Client& c) {
 int main(int argc, char** argv) {
   std::string host = "127.0.0.1";
   int port = kDefaultPort;
+  bool port_given = false;
   double timeout = 2.0;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
@@ -366,6 +367,7 @@ int main(int argc, char** argv) {
       host = argv[++i];
     } else if (args.empty() && a == "--port" && i + 1 < argc) {
       port = std::atoi(argv[++i]);
+      port_given = true;
       if (port <= 0 || port > 65535) {
         std::fprintf(stderr, "rackctl: --port must be 1..65535\n");
         return 2;
@@ -385,6 +387,17 @@ int main(int argc, char** argv) {
     return 2;
   };
   if (args.empty()) return usage_error("no command");
+  // Without --port, the variable that sets rackd's default --osc-port sets ours,
+  // so a user who sets it once is understood by both.
+  if (const char* env = std::getenv("RACKD_OSC_PORT"); !port_given && env && *env) {
+    char* end = nullptr;
+    const long p = std::strtol(env, &end, 10);
+    if (*end != '\0' || p <= 0 || p > 65535) {
+      std::fprintf(stderr, "rackctl: RACKD_OSC_PORT is \"%s\"; rackctl needs rackd's port, 1..65535 (or --port N)\n", env);
+      return 2;
+    }
+    port = static_cast<int>(p);
+  }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const std::string& cmd = args[0];

@@ -95,6 +95,20 @@ TEST_F(RackctlTest, NoAnswerIsExitThreeWithAMessage) {
   EXPECT_EQ(run(exe_ + " frobnicate").status, 2);
 }
 
+// rackd takes its default --osc-port from $RACKD_OSC_PORT; rackctl does too,
+// so a user who sets it once is understood by both. --port still wins.
+TEST_F(RackctlTest, PortComesFromRackdOscPortWhenNotGiven) {
+  const std::string port = std::to_string(server_->port());
+  Ran r = run("RACKD_OSC_PORT=" + port + " " + exe_ + " --timeout 1 status --json");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("\"cycles\":777"), std::string::npos) << r.out;
+  r = run("RACKD_OSC_PORT=1 " + base_ + "status --json");
+  EXPECT_EQ(r.status, 0) << r.out;
+  r = run("RACKD_OSC_PORT=nine " + exe_ + " status");
+  EXPECT_EQ(r.status, 2) << r.out;
+  EXPECT_NE(r.out.find("RACKD_OSC_PORT"), std::string::npos) << r.out;
+}
+
 TEST_F(RackctlTest, TopRedrawsInPlaceAndQuitsOnQ) {
   Ran r = run("(sleep 1.5; echo q) | " + base_ + "top");
   EXPECT_EQ(r.status, 0) << r.out;
