@@ -14,7 +14,7 @@ namespace rackd::control {
 namespace {
 
 [[noreturn]] void fail(const std::string& path, uint32_t line, const std::string& reason) {
-  throw server::PatchError(path + ":" + std::to_string(line ? line : 1) + ": " + reason);
+  throw server::PatchError::at(path, line ? line : 1, reason);
 }
 
 bool valid_from(std::string_view s) {

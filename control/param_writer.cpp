@@ -3,7 +3,8 @@
 
 #include <cmath>
 #include <cstdio>
-#include <thread>
+
+#include "shm/seqlock.hpp"
 
 namespace rackd::control {
 namespace {
@@ -128,20 +129,10 @@ bool check_values(const registry::ParamSpec& spec, std::span<const double> value
 void write_param(shm::ModuleIn& in, uint32_t index, std::span<const double> values) noexcept {
   if (index >= shm::kMaxParams) return;
   shm::ParamSlot& slot = in.params[index];
-  // Take the slot: even -> odd. Another writer holding it (odd) is only ever a
-  // few stores long, so spinning is bounded.
-  uint32_t s = slot.seq.load(std::memory_order_relaxed);
-  for (;;) {
-    if ((s & 1u) == 0 &&
-        slot.seq.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed))
-      break;
-    s = slot.seq.load(std::memory_order_relaxed);
-  }
-  // Orders the odd sequence before the value stores for readers.
-  std::atomic_thread_fence(std::memory_order_release);
+  const uint32_t s = shm::SeqlockWriter::begin(slot.seq);
   const std::size_t n = values.size() < shm::kParamValues ? values.size() : shm::kParamValues;
   for (std::size_t k = 0; k < n; ++k) slot.value[k].store(values[k], std::memory_order_relaxed);
-  slot.seq.store(s + 2, std::memory_order_release);
+  shm::SeqlockWriter::end(slot.seq, s);
   in.param_epoch.fetch_add(1, std::memory_order_release);
 }
 
@@ -157,15 +148,10 @@ ParamValues get_param(const shm::ModuleIn& in, uint32_t index) noexcept {
   ParamValues v{};
   if (index >= shm::kMaxParams) return v;
   const shm::ParamSlot& slot = in.params[index];
-  for (unsigned attempt = 0;; ++attempt) {
-    uint32_t s1 = slot.seq.load(std::memory_order_acquire);
-    if ((s1 & 1u) == 0) {
-      for (uint32_t k = 0; k < shm::kParamValues; ++k) v[k] = slot.value[k].load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (slot.seq.load(std::memory_order_relaxed) == s1) return v;
-    }
-    if (attempt > 64) std::this_thread::yield();
-  }
+  shm::SeqlockReader::read(slot.seq, [&] {
+    for (uint32_t k = 0; k < shm::kParamValues; ++k) v[k] = slot.value[k].load(std::memory_order_relaxed);
+  });
+  return v;
 }
 
 std::vector<OscArg> param_args(const registry::ParamSpec& spec, const ParamValues& values) {

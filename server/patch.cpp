@@ -6,6 +6,7 @@
 //
 // Checks run in file order (keys are visited by position, not toml++'s sorted
 // order), so the error reported is the first one a reader of the file meets.
+#include "modules/common/text.hpp"
 #include "server/patch.hpp"
 
 #include <algorithm>
@@ -64,7 +65,7 @@ std::string join(const std::vector<std::string>& items) {
   return out;
 }
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using modules::quote;
 
 uint32_t line_of(const toml::node& n, uint32_t fallback) {
   const uint32_t line = n.source().begin.line;
@@ -136,9 +137,7 @@ class PatchParser {
   Patch parse(const std::string& text);
 
  private:
-  [[noreturn]] void fail(uint32_t line, const std::string& reason) const {
-    throw PatchError(path_ + ":" + std::to_string(line) + ": " + reason);
-  }
+  [[noreturn]] void fail(uint32_t line, const std::string& reason) const { throw PatchError::at(path_, line, reason); }
 
   void parse_server(const toml::table& t);
   uint32_t server_uint(const Entry& e, uint32_t fallback, int64_t lo, int64_t hi) const;

@@ -17,6 +17,10 @@ namespace rackd::server {
 class PatchError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+  // "<path>:<line>: <reason>", the form every patch error takes.
+  static PatchError at(const std::string& path, uint32_t line, const std::string& reason) {
+    return PatchError(path + ":" + std::to_string(line) + ": " + reason);
+  }
 };
 
 struct PatchModule {

@@ -12,6 +12,7 @@
 
 #include <toml++/toml.h>
 
+#include "modules/common/text.hpp"
 #include "server/patch.hpp"
 
 namespace rackd::server {
@@ -32,7 +33,7 @@ namespace {
 // A processor on "device" with no [server] input_channels reads stereo.
 constexpr uint32_t kDefaultDeviceChannels = 2;
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using modules::quote;
 
 class GraphResolver {
  public:
@@ -48,9 +49,7 @@ class GraphResolver {
                        uint32_t server_in_line);
 
  private:
-  [[noreturn]] void fail(uint32_t line, const std::string& reason) const {
-    throw PatchError(path_ + ":" + std::to_string(line) + ": " + reason);
-  }
+  [[noreturn]] void fail(uint32_t line, const std::string& reason) const { throw PatchError::at(path_, line, reason); }
 
   const std::string& path_;
   const Inputs& inputs_;  // per module in file order: `input` value, line (0: none)

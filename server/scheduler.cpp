@@ -4,21 +4,13 @@
 #include <cstring>
 
 #include "server/engine.hpp"
+#include "shm/cycle.hpp"
 #include "shm/futex.hpp"
 
 namespace rackd::server {
 
 using shm::ModuleState;
-
-namespace {
-
-// True once a completion word reading `done` covers `cycle` (at or beyond:
-// a module may have run ahead in a batch that was cut short).
-bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
-  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
-}
-
-}  // namespace
+using shm::completed;
 
 void Engine::run_cycles(const float* const* in, float* const* out, uint32_t blocks) noexcept {
   const uint32_t frames = config_.block_frames;
@@ -116,7 +108,7 @@ void Engine::run_pass(const float* const* in, float* const* out) noexcept {
   cycle_now_.store(cycle, std::memory_order_relaxed);
   const uint64_t start = shm::now_ns();
   // A batch has put the device input on bus 0 already.
-  if (!reached(input_through_ + 1, cycle)) put_device_input(cycle, in, 0);
+  if (!completed(input_through_ + 1, cycle)) put_device_input(cycle, in, 0);
 
   for (Node& n : nodes_) {
     n.launched = n.resolved = n.waiting = false;
@@ -209,7 +201,7 @@ Engine::Verdict Engine::verdict(Node& n) noexcept {
   if (n.in->muted.load(std::memory_order_relaxed)) return Verdict::kSilence;
   if (n.in->bypassed.load(std::memory_order_relaxed)) return Verdict::kBypass;
   // Still busy with an earlier cycle: it is not sent this one.
-  if (n.sent_valid && !reached(n.out->done.load(std::memory_order_acquire), n.sent)) return Verdict::kBusy;
+  if (n.sent_valid && !completed(n.out->done.load(std::memory_order_acquire), n.sent)) return Verdict::kBusy;
   return Verdict::kSend;
 }
 
@@ -243,7 +235,7 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
   // word or this load sees the completion), it is woken here.
   if (follow < 0 || follow != n.input) {
     n.wake_pending = true;
-  } else if (reached(nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst), cycle)) {
+  } else if (completed(nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst), cycle)) {
     shm::futex_wake(n.in->arm, 1);
   }
   stamp_busy(n, cycle_start);
@@ -288,7 +280,7 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
   // A follower answers for nothing before its input exists.
   if (n.follow >= 0 && !nodes_[static_cast<std::size_t>(n.follow)].resolved) return false;
   if (n.deadline_ns == ~0ull) n.deadline_ns = now + config_.offline_timeout_ns;
-  if (reached(n.out->done.load(std::memory_order_acquire), cycle)) {
+  if (completed(n.out->done.load(std::memory_order_acquire), cycle)) {
     complete(n, cycle);
     return true;
   }
@@ -307,7 +299,7 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
     // it did deliver. Cutting the batch short wakes them; the follower is
     // given its time again.
     if (batch_ && n.follow >= 0 &&
-        !reached(nodes_[static_cast<std::size_t>(n.follow)].out->done.load(std::memory_order_acquire), batch_last_)) {
+        !completed(nodes_[static_cast<std::size_t>(n.follow)].out->done.load(std::memory_order_acquire), batch_last_)) {
       cut_batch(cycle);
       n.deadline_ns = now + config_.offline_timeout_ns;
       return false;
@@ -323,7 +315,7 @@ bool Engine::poll(Node& n, uint32_t cycle, uint64_t now) noexcept {
 
 void Engine::complete(Node& n, uint32_t cycle) noexcept {
   n.waiting = false;
-  if (static_cast<int32_t>(n.sent - cycle) <= 0) n.in->busy_since_ns.store(0, std::memory_order_relaxed);  // not mid-batch
+  if (shm::at_or_past(cycle, n.sent)) n.in->busy_since_ns.store(0, std::memory_order_relaxed);  // not mid-batch
   const shm::RingView& r = rings_[n.out_bus];
   const float* block = r.block(cycle);
   const BlockStats st = block_stats(block, n.out_channels * config_.block_frames);
@@ -458,7 +450,7 @@ void Engine::wait_for_progress() noexcept {
   for (uint32_t i : waiting_) {
     const Node& n = nodes_[i];
     uint32_t v = n.out->done.load(std::memory_order_seq_cst);
-    if (reached(v, current_)) any_done = true;
+    if (completed(v, current_)) any_done = true;
     wait_words_.push_back(&n.out->done);
     wait_values_.push_back(v);
   }

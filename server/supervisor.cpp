@@ -16,6 +16,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "shm/cycle.hpp"
 #include "shm/futex.hpp"
 
 namespace rackd::server {
@@ -206,11 +207,11 @@ void Supervisor::check_hung(uint32_t slot, uint64_t now) {
   const uint32_t sent = in.request.load(std::memory_order_acquire);
   // (At or past: a module may have run ahead in a batch that was cut short.)
   const uint32_t done = segment_.module_out(slot).done.load(std::memory_order_acquire);
-  if (static_cast<int32_t>(done - (sent + 1)) >= 0) since = 0;
+  if (shm::completed(done, sent)) since = 0;
   // The server has to have kept cycling while the module did not answer. (A
   // batch asks for cycles ahead of the one the server is at: negative.)
   if (cycle_source_ &&
-      static_cast<int32_t>(cycle_source_->load(std::memory_order_relaxed) - sent) < static_cast<int64_t>(policy_.hang_cycles))
+      shm::cycle_diff(cycle_source_->load(std::memory_order_relaxed), sent) < static_cast<int64_t>(policy_.hang_cycles))
     since = 0;
   const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
   // A running module whose readiness word no longer matches broke the

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "modules/common/gain.hpp"
 #include "modules/capture/capture_dsp.hpp"
 #include "modules/runtime/runtime.hpp"
 
@@ -37,7 +38,7 @@ class CaptureModule final : public rackd::runtime::Processor {
   }
 
   void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
-    if (p.changed()) gain_ = static_cast<float>(std::pow(10.0, p[kGainDb] / 20.0));
+    if (p.changed()) gain_ = rackd::modules::db_to_linear(p[kGainDb]);
     dsp_.process(b.in, b.in_channels, b.out, b.frames, gain_, p[kMute] >= 0.5, p[kFreqHz]);
   }
 

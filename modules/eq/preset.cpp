@@ -1,5 +1,6 @@
 // EQ presets: ParametricEQ.txt and inline band parsing (with per-channel
 // bands), mapping onto parameter slots. [setup] only (server patch load, tests).
+#include "modules/common/text.hpp"
 #include "modules/eq/preset.hpp"
 
 #include <cctype>
@@ -13,7 +14,7 @@
 namespace rackd::eq {
 namespace {
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+using modules::quote;
 
 std::string fmt(double v) {
   std::ostringstream os;

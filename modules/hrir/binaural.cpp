@@ -11,6 +11,7 @@
 //     later block (ownership stays with the audio thread, nothing is freed).
 //  4. [rt] When a fade ends the convolver retires the old set; process() wakes
 //     the builder, which takes and deletes it.
+#include "modules/common/gain.hpp"
 #include "modules/hrir/binaural.hpp"
 
 #include <algorithm>
@@ -23,7 +24,7 @@
 namespace rackd::hrir {
 namespace {
 
-float db_to_linear(double db) noexcept { return static_cast<float>(std::pow(10.0, db / 20.0)); }
+using modules::db_to_linear;
 
 // Plain stereo downmix for bypass: FL/FR at unity, centres at -3 dB to both
 // ears, every other left/right speaker (sides, backs, heights) at -3 dB to its

@@ -12,6 +12,7 @@
 #include <climits>
 #include <cstring>
 
+#include "shm/cycle.hpp"
 #include "shm/futex.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -48,9 +49,7 @@ inline void cpu_relax() noexcept {
 bool runs_inline(uint32_t part, uint32_t block) noexcept { return part <= 4 * block; }
 
 // Chunk counters count up forever and wrap; "a is past b" survives the wrap.
-bool reached(uint32_t count, uint32_t needed) noexcept {
-  return static_cast<int32_t>(count - needed) >= 0;
-}
+bool reached(uint32_t count, uint32_t needed) noexcept { return shm::at_or_past(count, needed); }
 
 }  // namespace
 

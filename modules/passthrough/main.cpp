@@ -1,6 +1,7 @@
 // rackd-passthrough: the passthrough module process (gain, bypass).
 #include <cmath>
 
+#include "modules/common/gain.hpp"
 #include "modules/passthrough/passthrough_dsp.hpp"
 #include "modules/runtime/runtime.hpp"
 
@@ -12,7 +13,7 @@ class PassthroughModule final : public rackd::runtime::Processor {
 
   void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
     if (p.changed()) {
-      gain_ = static_cast<float>(std::pow(10.0, p[kGainDb] / 20.0));
+      gain_ = rackd::modules::db_to_linear(p[kGainDb]);
       bypass_ = p[kBypass] >= 0.5;
     }
     dsp_.process(b.in, b.out, b.out_channels, b.frames, gain_, bypass_);

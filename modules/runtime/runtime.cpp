@@ -13,7 +13,9 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "shm/cycle.hpp"
 #include "shm/futex.hpp"
+#include "shm/seqlock.hpp"
 #include "shm/segment.hpp"
 
 namespace rackd::runtime {
@@ -60,17 +62,11 @@ bool refresh_params(Loop& l) noexcept RACKD_RT {
   bool complete = true;
   for (uint32_t i = 0; i < l.param_count; ++i) {
     const shm::ParamSlot& slot = l.in->params[i];
-    bool ok = false;
-    for (int attempt = 0; attempt < 4 && !ok; ++attempt) {
-      uint32_t s1 = slot.seq.load(std::memory_order_acquire);
-      if (s1 & 1u) continue;
-      double v[shm::kParamValues];
+    double v[shm::kParamValues];
+    const bool ok = shm::SeqlockReader::read_bounded(slot.seq, 4, [&]() noexcept RACKD_RT {
       for (uint32_t k = 0; k < shm::kParamValues; ++k) v[k] = slot.value[k].load(std::memory_order_relaxed);
-      std::atomic_thread_fence(std::memory_order_acquire);
-      if (slot.seq.load(std::memory_order_relaxed) != s1) continue;
-      std::copy(v, v + shm::kParamValues, l.params.values_.begin() + i * shm::kParamValues);
-      ok = true;
-    }
+    });
+    if (ok) std::copy(v, v + shm::kParamValues, l.params.values_.begin() + i * shm::kParamValues);
     complete = complete && ok;
   }
   return complete;
@@ -104,9 +100,7 @@ struct Request {
 // (late), the upstream may already be a cycle further when it gets here; the
 // block is run all the same (its output was replaced anyway), so this process
 // catches up instead of waiting for a completion that has passed.
-bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT {
-  return static_cast<int32_t>(done - (cycle + 1)) >= 0;
-}
+bool reached(uint32_t done, uint32_t cycle) noexcept RACKD_RT { return shm::completed(done, cycle); }
 
 // [rt] One cycle: point at the input, process, publish, signal. `last`: the
 // last cycle of the request, after which sleepers on `done` are woken.
@@ -201,8 +195,8 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
       r = fresh;
       // Cycles of it already run (the server armed again after they ran, or
       // cut a batch short that this process had finished) are not run again.
-      next = ran && static_cast<int32_t>(last_run - r.first) >= 0 ? last_run + 1 : r.first;
-      remaining = static_cast<int32_t>(r.last - next) >= 0 ? r.last - next + 1 : 0;
+      next = ran && shm::at_or_past(last_run, r.first) ? last_run + 1 : r.first;
+      remaining = shm::at_or_past(r.last, next) ? r.last - next + 1 : 0;
       // A batch cut short while its new last block was running: that block
       // went out without the wake-up that ends a request. Sent now.
       if (remaining == 0 && ran && l.in->followers > 0) shm::futex_wake(l.out->done, INT_MAX);
