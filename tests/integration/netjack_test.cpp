@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/harness.hpp"
@@ -115,7 +116,37 @@ double rms(const std::vector<float>& x) {
   return x.empty() ? 0 : std::sqrt(s / static_cast<double>(x.size()));
 }
 
+// Share of x's power in [lo, hi] Hz: the integer-Hz bins of a one-second
+// window are orthogonal, and each holds amplitude^2 / 2 of the mean square.
+double power_share(const std::vector<float>& x, int lo, int hi, int rate, double x_rms) {
+  double p = 0;
+  for (int hz = lo; hz <= hi; ++hz) p += amplitude_at(x, hz, rate) * amplitude_at(x, hz, rate) / 2;
+  return x_rms > 0 ? p / (x_rms * x_rms) : 0;
+}
+
+double sample_peak(const std::vector<float>& x) {
+  double m = 0;
+  for (float v : x) m = std::max(m, static_cast<double>(std::fabs(v)));
+  return m;
+}
+
 double dbfs(double amplitude) { return 20 * std::log10(std::max(amplitude, 1e-12)); }
+
+// A jackd log without its per-cycle xrun lines (hundreds on a loaded machine),
+// and how many were left out.
+std::string without_xruns(const std::string& log) {
+  std::istringstream in(log);
+  std::string out, line;
+  int dropped = 0;
+  while (std::getline(in, line)) {
+    if (line.find("XRun") != std::string::npos || line.find("Process error") != std::string::npos) {
+      ++dropped;
+      continue;
+    }
+    out += line + "\n";
+  }
+  return out + "(" + std::to_string(dropped) + " xrun lines left out)\n";
+}
 
 struct Silence {
   int blocks = 0;
@@ -157,8 +188,9 @@ TEST(NetJack, ToneFromRackdOnASlaveReachesTheMasterOverLoopback) {
                  "2", "-n", net_client});
   std::unique_ptr<Process> rackd;
   auto logs = [&] {
-    std::string s = "--- master jackd:\n" + master.log() + "--- master ports:\n" + ports_of(master.env()) +
-                    "--- slave jackd:\n" + slave.out() + slave.err() + "--- slave ports:\n" + ports_of(slave_env);
+    std::string s = "--- master jackd:\n" + without_xruns(master.log()) + "--- master ports:\n" +
+                    ports_of(master.env()) + "--- slave jackd:\n" + without_xruns(slave.out() + slave.err()) +
+                    "--- slave ports:\n" + ports_of(slave_env);
     if (rackd) s += "--- rackd:\n" + rackd->out() + rackd->err();
     return s;
   };
@@ -207,22 +239,28 @@ TEST(NetJack, ToneFromRackdOnASlaveReachesTheMasterOverLoopback) {
     const Peak p = peak_between(window, 100, 2000, kRate);
     const double zc = zero_crossing_hz(window, kRate);
     const double level = rms(window);
+    const double share = power_share(window, static_cast<int>(kToneHz) - 20, static_cast<int>(kToneHz) + 20, kRate, level);
+    const double top = sample_peak(window);
     const Silence dropped = silent_blocks(x, onset);
-    std::printf("[ figures  ] ch %zu: peak %.1f Hz at %.2f dBFS, zero crossings %.2f Hz, rms %.2f dBFS, onset %.3f s "
-                "into the recording, %d silent blocks after it (first at %.3f s); setup %.2f s, rackd playing at %.2f s\n",
-                c + 1, p.hz, dbfs(p.amplitude), zc, dbfs(level), static_cast<double>(onset) / kRate, dropped.blocks,
-                dropped.first_s, setup_s, playing_s);
+    std::printf("[ figures  ] ch %zu: spectral peak %.2f Hz at %.2f dBFS, zero crossings %.2f Hz, sample peak %.2f dBFS, "
+                "rms %.2f dBFS, %.4f of the power within 20 Hz of 440; onset %.3f s into the recording, %d silent "
+                "blocks after it (first at %.3f s); setup %.2f s, rackd playing at %.2f s\n",
+                c + 1, p.hz, dbfs(p.amplitude), zc, dbfs(top), dbfs(level), share,
+                static_cast<double>(onset) / kRate, dropped.blocks, dropped.first_s, setup_s, playing_s);
     RecordProperty("ch" + std::to_string(c + 1) + "_peak_hz", std::to_string(p.hz));
-    RecordProperty("ch" + std::to_string(c + 1) + "_peak_dbfs", std::to_string(dbfs(p.amplitude)));
+    RecordProperty("ch" + std::to_string(c + 1) + "_rms_dbfs", std::to_string(dbfs(level)));
     RecordProperty("ch" + std::to_string(c + 1) + "_silent_blocks", std::to_string(dropped.blocks));
 
-    EXPECT_NEAR(p.hz, kToneHz, 2.0) << logs();
-    // A dropped packet or two lowers the one-second average a little; the
-    // level check is for "the tone at the patch's level", not for losslessness.
-    EXPECT_NEAR(dbfs(p.amplitude), kTonePeakDbfs, 3.0) << logs();
-    // Nearly all the energy is the tone: a sine's rms is its amplitude / sqrt 2.
-    EXPECT_GT(p.amplitude / std::sqrt(2.0) / level, 0.9) << "rms " << dbfs(level) << " dBFS\n" << logs();
+    // A dropped or late packet is a gap or a phase jump: it lowers and widens
+    // the one-bin peak a little, so the checks are on the frequency, the
+    // sample peak, the rms and the power near 440 Hz, which such gaps hardly
+    // move; they are for "the tone at the patch's level", not losslessness.
+    EXPECT_NEAR(p.hz, kToneHz, 2.0);
+    EXPECT_NEAR(dbfs(top), kTonePeakDbfs, 1.0);
+    EXPECT_NEAR(dbfs(level), kTonePeakDbfs - 3.01, 3.0);  // a sine's rms is its peak / sqrt 2
+    EXPECT_GT(share, 0.9);
   }
+  if (HasFailure()) std::printf("%s", logs().c_str());
   RecordProperty("setup_s", std::to_string(setup_s));
 
   // Slave first: the master going away first leaves it waiting for a master.
