@@ -18,6 +18,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -148,6 +149,12 @@ std::string without_xruns(const std::string& log) {
   return out + "(" + std::to_string(dropped) + " xrun lines left out)\n";
 }
 
+// Runs `f` when it goes out of scope, on early returns (failed ASSERTs) too.
+struct AtExit {
+  std::function<void()> f;
+  ~AtExit() { f(); }
+};
+
 struct Silence {
   int blocks = 0;
   double first_s = -1;  // seconds into the recording
@@ -194,6 +201,16 @@ TEST(NetJack, ToneFromRackdOnASlaveReachesTheMasterOverLoopback) {
     if (rackd) s += "--- rackd:\n" + rackd->out() + rackd->err();
     return s;
   };
+  // rackd, then the slave, then (DummyJack) the master, each by SIGTERM first:
+  // a master going away first leaves the slave waiting for it.
+  AtExit stop{[&] {
+    if (rackd && running(rackd->pid())) {
+      rackd->signal(SIGTERM);
+      rackd->wait(seconds(10));
+    }
+    slave.signal(SIGTERM);
+    if (slave.wait(seconds(10)) < 0) std::printf("slave jackd ignored SIGTERM; killed\n");
+  }};
 
   ASSERT_TRUE(wait_for_port(slave_env, "system:playback_1", seconds(30))) << "slave never answered\n" << logs();
   ASSERT_TRUE(wait_for_port(master.env(), net_client + ":from_slave_1", seconds(30)))
@@ -263,9 +280,6 @@ TEST(NetJack, ToneFromRackdOnASlaveReachesTheMasterOverLoopback) {
   if (HasFailure()) std::printf("%s", logs().c_str());
   RecordProperty("setup_s", std::to_string(setup_s));
 
-  // Slave first: the master going away first leaves it waiting for a master.
-  slave.signal(SIGTERM);
-  if (slave.wait(seconds(10)) < 0) std::printf("slave jackd ignored SIGTERM; killed\n");
   std::printf("[ figures  ] whole test %.2f s\n", seconds_since(t0));
 }
 
