@@ -12,14 +12,20 @@
 //     neither normalises nor clips, so values (including |x| > 1) pass as is.
 #include "server/audio_file.hpp"
 
+#include <fcntl.h>
 #include <sndfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <limits>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -84,6 +90,51 @@ int32_t float_to_int32(float x, int bits) {
   // +1.0 scales to full_scale, one past the largest code, hence the clamp.
   const long long rounded = std::clamp(std::llrint(scaled), -full_scale, full_scale - 1);
   return static_cast<int32_t>(rounded * (1LL << (32 - bits)));
+}
+
+// WriteMode::kReplaceOnClose: where the output goes until close(), and what
+// close() renames it over.
+struct Replacement {
+  std::string temp;    // empty: write `path` in place
+  std::string target;
+};
+
+// Creates the temporary beside what `path` names (see WriteMode), exclusively,
+// with the mode of the file it will replace (a new one: 0666 less the umask).
+Replacement create_temporary(const std::string& path) {
+  namespace fs = std::filesystem;
+  Replacement r;
+  r.target = path;
+  struct stat st{};
+  bool replaces = false;
+  if (stat(path.c_str(), &st) == 0) {
+    if (!S_ISREG(st.st_mode)) return {};
+    replaces = true;
+    std::error_code ec;
+    if (fs::is_symlink(path, ec)) r.target = fs::canonical(path).string();
+  } else if (errno != ENOENT) {
+    fail(path, strerror(errno));
+  } else if (struct stat lst{}; lstat(path.c_str(), &lst) == 0) {
+    return {};  // a dangling symlink: writing creates its target
+  }
+  const fs::path target(r.target);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  static constexpr char kChars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::random_device seed;
+  std::mt19937 rng(seed());
+  std::uniform_int_distribution<std::size_t> pick(0, sizeof kChars - 2);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    std::string name = "." + target.filename().string() + ".rackd-";
+    for (int i = 0; i < 6; ++i) name += kChars[pick(rng)];
+    r.temp = (dir / name).string();
+    const int fd = open(r.temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, replaces ? 0600 : 0666);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) fail(path, "cannot create a temporary file in " + dir.string() + ": " + strerror(errno));
+    if (replaces) (void)fchmod(fd, st.st_mode & 07777);
+    ::close(fd);
+    return r;
+  }
+  fail(path, "cannot find a free temporary name in " + dir.string());
 }
 
 }  // namespace
@@ -188,16 +239,22 @@ struct AudioWriter::Impl {
   bool float_path_ = false;
   int stored_bits_ = 32;
   uint32_t channels_ = 0;
+  Replacement replace_;  // kReplaceOnClose: the temporary, until close() renames it
   // Interleaved staging, sized on first write() for the largest `frames` seen.
   std::vector<int32_t> ints_;
   std::vector<float> floats_;
 
+  void discard() {
+    if (!replace_.temp.empty()) unlink(replace_.temp.c_str());
+    replace_.temp.clear();
+  }
   ~Impl() {
     if (file_ != nullptr) sf_close(file_);
+    discard();
   }
 };
 
-AudioWriter::AudioWriter(const std::string& path, const AudioFormat& format)
+AudioWriter::AudioWriter(const std::string& path, const AudioFormat& format, WriteMode mode)
     : impl_(std::make_unique<Impl>()), format_(format) {
   impl_->path_ = path;
   if (format.channels == 0) fail(path, "cannot write a file with 0 channels");
@@ -222,8 +279,10 @@ AudioWriter::AudioWriter(const std::string& path, const AudioFormat& format)
                    std::to_string(format.channels) + " channels");
   }
 
-  impl_->file_ = sf_open(path.c_str(), SFM_WRITE, &info);
-  if (impl_->file_ == nullptr) fail(path, sf_strerror(nullptr));
+  if (mode == WriteMode::kReplaceOnClose) impl_->replace_ = create_temporary(path);
+  const std::string& open_path = impl_->replace_.temp.empty() ? path : impl_->replace_.temp;
+  impl_->file_ = sf_open(open_path.c_str(), SFM_WRITE, &info);
+  if (impl_->file_ == nullptr) fail(path, sf_strerror(nullptr));  // ~Impl removes the temporary
   impl_->channels_ = format.channels;
   impl_->float_path_ = is_float_subtype(format.sndfile_format);
   impl_->stored_bits_ = stored_bits(format.sndfile_format);
@@ -278,7 +337,17 @@ void AudioWriter::close() {
   SNDFILE* file = im.file_;
   im.file_ = nullptr;
   const int err = sf_close(file);
-  if (err != 0) fail(im.path_, std::string("close failed: ") + sf_error_number(err));
+  if (err != 0) {
+    im.discard();
+    fail(im.path_, std::string("close failed: ") + sf_error_number(err));
+  }
+  if (im.replace_.temp.empty()) return;
+  if (rename(im.replace_.temp.c_str(), im.replace_.target.c_str()) != 0) {
+    const int e = errno;
+    im.discard();
+    fail(im.path_, std::string("cannot put the output in place: ") + strerror(e));
+  }
+  im.replace_.temp.clear();
 }
 
 // ---------------------------------------------------------------------------

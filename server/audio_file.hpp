@@ -43,18 +43,32 @@ class AudioReader {
   uint64_t frames_ = 0;
 };
 
+// How an AudioWriter treats `path`.
+enum class WriteMode {
+  kInPlace,          // create (or truncate) `path` and write it
+  // Write a temporary file beside `path` (".<name>.rackd-XXXXXX", created
+  // exclusively) and rename it over `path` in close(): until then `path` is
+  // untouched, and a writer destroyed without close() removes the temporary.
+  // A symlink at `path` has its target replaced, with the old file's mode.
+  // A `path` that exists and is no regular file (a FIFO, /dev/stdout) is
+  // written in place.
+  kReplaceOnClose,
+};
+
 class AudioWriter {
  public:
   // [setup] Creates `path` with `format` (rate, channels, container|subtype).
   // Throws std::runtime_error("path: reason").
-  AudioWriter(const std::string& path, const AudioFormat& format);
-  ~AudioWriter();  // closes and flushes
+  AudioWriter(const std::string& path, const AudioFormat& format, WriteMode mode = WriteMode::kInPlace);
+  ~AudioWriter();  // in place: closes and flushes; kReplaceOnClose: removes the unclosed temporary
   AudioWriter(const AudioWriter&) = delete;
   AudioWriter& operator=(const AudioWriter&) = delete;
 
   // Writes `frames` frames from planar in[channel][frame]. Throws on I/O error.
   void write(const float* const* in, uint32_t frames);
-  void close();    // flush and close now; throws on error
+  // Flush and close now (kReplaceOnClose: then rename over `path`). Throws on
+  // error; kReplaceOnClose then removes the temporary and leaves `path` as it was.
+  void close();
 
  private:
   struct Impl;

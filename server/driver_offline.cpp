@@ -2,6 +2,17 @@
 // module processes as a live run as fast as the graph allows, writes the
 // device output to a file of the input's rate and sample format. The render
 // loop runs on its own thread; file I/O stays outside Engine::run_cycle().
+//
+// The output appears at --out only when the render ends (finished, or
+// interrupted: the partial output is kept); until then it is a temporary file
+// beside it, and a failed render removes that and leaves --out as it was.
+// The first block runs once every module is ready or has failed its setup
+// (refused its configuration, or failed to start as often as the supervisor
+// allows, or is still starting after kSetupTimeout). Any such module fails the
+// render unless --keep-going. A module that dies after that (killed,
+// crashed, hung; even one whose restart then refuses its setup) was set up
+// once: as live, it is restarted, its blocks are replaced meanwhile, and the
+// render goes on at full length.
 #include <algorithm>
 #include <cstdio>
 #include <thread>
@@ -14,6 +25,20 @@
 #include "shm/futex.hpp"
 
 namespace rackd::server {
+
+namespace {
+
+// Offline there is no device waiting: a module has this long to set up (load
+// its files, build its filters) before the render gives up on it.
+constexpr std::chrono::seconds kSetupTimeout{10};
+
+// What replaces a module's blocks while it is not running (engine.hpp).
+const char* replacement_of(const PatchModule& m) {
+  return m.spec->bypassable && m.in_channels == m.out_channels && m.input != -1 ? "its input passed through"
+                                                                                : "silence";
+}
+
+}  // namespace
 
 int run_render(const Patch& patch, const RenderOptions& opt) {
   std::unique_ptr<AudioReader> reader;
@@ -49,14 +74,40 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   std::vector<control::Event> events;
   if (!opt.events.empty()) events = control::load_events(opt.events, patch);
 
-  AudioWriter writer(opt.out, out_format);
+  AudioWriter writer(opt.out, out_format, WriteMode::kReplaceOnClose);
   Server server(patch, cfg, module_directory());
   // Offline nothing runs SCHED_FIFO, so a spinning module only slows the
   // render (and meets --module-timeout); the modules read the CPU at start.
   std::string no_pin;
   const int cpu = choose_audio_cpu(patch, opt.audio_cpu, no_pin);
   server.engine().segment().header().audio_cpu.store(cpu, std::memory_order_release);
-  server.start(std::chrono::seconds(10));
+  const std::vector<SetupFailure> failed = server.start(kSetupTimeout, false);
+  if (!failed.empty() && !opt.keep_going) {
+    if (failed.size() == 1) {
+      std::fprintf(stderr,
+                   "rackd render: module \"%s\" failed setup: %s; no output written "
+                   "(--keep-going renders anyway, with its output replaced)\n",
+                   failed[0].module.c_str(), failed[0].reason.c_str());
+    } else {
+      for (const SetupFailure& f : failed)
+        std::fprintf(stderr, "rackd render: module \"%s\" failed setup: %s\n", f.module.c_str(), f.reason.c_str());
+      std::fprintf(stderr,
+                   "rackd render: no output written (--keep-going renders anyway, with their outputs replaced)\n");
+    }
+    server.stop();
+    std::printf("%s\n", server.summary_json(0, "\"frames\":0,").c_str());
+    std::fflush(stdout);
+    return 1;  // `writer` removes its temporary: --out is as it was
+  }
+  for (const SetupFailure& f : failed) {
+    const auto m = std::find_if(patch.modules.begin(), patch.modules.end(),
+                                [&](const PatchModule& pm) { return pm.name == f.module; });
+    std::fprintf(stderr,
+                 "rackd render: warning: module \"%s\" failed setup: %s; --keep-going: rendering with %s in its "
+                 "place\n",
+                 f.module.c_str(), f.reason.c_str(), m != patch.modules.end() ? replacement_of(*m) : "silence");
+  }
+
   control::EventPlayer player(server.engine().segment(), std::move(events), cfg.rate_hz, cfg.block_frames);
 
   // File I/O goes through staging buffers of kStageBlocks blocks, so the render

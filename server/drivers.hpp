@@ -34,6 +34,10 @@ struct RenderOptions {
   std::string events;                // timed parameter changes (control/events.hpp)
   AudioCpuOption audio_cpu;          // where the render thread and the modules run
   uint32_t batch = shm::kMaxBatch;   // blocks a module runs per request (engine.hpp); 1: block by block
+  // A module that fails its setup (refuses its configuration, never becomes
+  // ready): false: the render fails, exit 1, nothing written; true: render
+  // anyway with that module's output replaced (bypass or silence).
+  bool keep_going = false;
 };
 
 // Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.

@@ -32,11 +32,12 @@ constexpr const char* kUsage = R"(usage:
       JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
                      [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
-                     [--audio-cpu auto|none|CPU] [--batch BLOCKS]
+                     [--audio-cpu auto|none|CPU] [--batch BLOCKS] [--keep-going]
       Run the same module processes offline, as fast as the graph allows. IN is
       the device input the patch sees; OUT keeps IN's rate and sample format
       (without --in: --duration is required, format by extension: .wav float,
-      .flac 24-bit).
+      .flac 24-bit). OUT appears when the render ends (an interrupted one keeps
+      what it rendered); a failed render writes nothing and leaves OUT as it was.
   rackd check PATCH
       Validate PATCH and print its graph; starts nothing.
   rackd devices
@@ -59,8 +60,14 @@ constexpr const char* kUsage = R"(usage:
   --batch BLOCKS      render: blocks each module runs per wake-up while nothing is due in
                       between and every module runs plainly (1..7, default 7; 1: block by
                       block as live). The output is the same either way.
+  --keep-going        render: a module that fails its setup (refuses its configuration, or
+                      is not ready within 10 s) fails the render: exit 1, OUT untouched.
+                      With --keep-going it renders anyway, with a warning and that
+                      module's output replaced (bypass or silence). A module that dies
+                      mid-render is restarted, its blocks replaced meanwhile, either way.
 
-Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure, 130 interrupted.
+Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure (render: also a module
+that failed setup), 130 interrupted.
 )";
 
 [[noreturn]] void usage_error(const std::string& what) {
@@ -192,11 +199,16 @@ int main(int argc, char** argv) {
       }
       return run_live(p, o);
     } else if (cmd == "render") {
-      Args a = parse_args(argc, argv, 2,
+      // --keep-going takes no value: taken out before the options that do are parsed.
+      std::vector<char*> args(argv, argv + argc);
+      const bool keep_going =
+          std::erase_if(args, [](const char* arg) { return std::string_view(arg) == "--keep-going"; }) > 0;
+      Args a = parse_args(static_cast<int>(args.size()), args.data(), 2,
                           {"--in", "--out", "--duration", "--rate", "--block", "--module-timeout", "--events",
                            "--audio-cpu", "--batch"});
       Patch p = load_or_exit(a, "render");
       RenderOptions o;
+      o.keep_going = keep_going;
       for (const auto& [k, v] : a.options) {
         if (k == "--in") o.in = v;
         if (k == "--out") o.out = v;

@@ -37,15 +37,37 @@ Server::Server(const Patch& patch, const EngineConfig& config, const std::string
 
 Server::~Server() { stop(); }
 
-void Server::start(std::chrono::milliseconds timeout) {
+std::vector<SetupFailure> Server::start(std::chrono::milliseconds timeout, bool warn_stragglers) {
   supervisor_.start();
-  if (!supervisor_.wait_ready(timeout)) {
-    for (const auto& r : supervisor_.report()) {
-      if (r.state == shm::ModuleState::kStarting || r.state == shm::ModuleState::kDead)
-        std::fprintf(stderr, "rackd: warning: module %s is not ready yet; its output is replaced until it is\n",
-                     r.name.c_str());
+  const bool settled = supervisor_.wait_ready(timeout);
+  char waited[32];
+  std::snprintf(waited, sizeof waited, "%g s", static_cast<double>(timeout.count()) / 1e3);
+  std::vector<SetupFailure> failures;
+  for (const auto& r : supervisor_.report()) {
+    const std::string tries = std::to_string(r.restarts + 1) + (r.restarts ? " processes" : " process");
+    std::string why;
+    switch (r.state) {
+      case shm::ModuleState::kRunning: continue;
+      case shm::ModuleState::kSetupError: why = r.error; break;  // says what it refused
+      case shm::ModuleState::kFailed:
+        why = r.last_exit + " before it was ready (" + tries + "; the supervisor gave up)";
+        break;
+      case shm::ModuleState::kStarting:
+        why = std::string("not ready after ") + waited + " (still setting up";
+        why += r.last_exit.empty() ? ")" : "; an earlier process " + r.last_exit + ")";
+        break;
+      case shm::ModuleState::kDead:
+        why = r.last_exit + " and is not ready after " + waited + " (restarting)";
+        break;
+      default: why = std::string("is ") + shm::state_name(r.state); break;
     }
+    if (warn_stragglers && !settled &&
+        (r.state == shm::ModuleState::kStarting || r.state == shm::ModuleState::kDead))
+      std::fprintf(stderr, "rackd: warning: module %s is not ready yet; its output is replaced until it is\n",
+                   r.name.c_str());
+    failures.push_back({r.name, std::move(why)});
   }
+  return failures;
 }
 
 void Server::stop() {

@@ -6,11 +6,23 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "server/engine.hpp"
 #include "server/supervisor.hpp"
 
 namespace rackd::server {
+
+// A module that is not running once Server::start() has waited: it refused its
+// configuration, failed to start as often as the supervisor allows, or is
+// still starting (or restarting) when the wait ends.
+struct SetupFailure {
+  std::string module;
+  // What the module reported ("/x.sofa: libmysofa cannot read it: ..."), or
+  // "exited with status 3 before it was ready (5 processes; the supervisor
+  // gave up)", or "not ready after 10 s (still setting up)".
+  std::string reason;
+};
 
 class Server {
  public:
@@ -18,8 +30,11 @@ class Server {
   ~Server();
 
   // Spawns the modules and waits (up to `timeout`) until each is ready or has
-  // refused its setup; names the stragglers on stderr.
-  void start(std::chrono::milliseconds timeout);
+  // failed for good (refused its setup, or failed to start as often as the
+  // supervisor allows). Returns the modules not running then, with the reason.
+  // `warn_stragglers`: name the ones still starting on stderr (live: their
+  // output is replaced until they are ready).
+  std::vector<SetupFailure> start(std::chrono::milliseconds timeout, bool warn_stragglers = true);
   // Stops and reaps every module; keeps the state each had before, for summary().
   void stop();
 

@@ -175,6 +175,7 @@ void Supervisor::reap(uint32_t slot) {
   while (!c.failures.empty() && now - c.failures.front() > window) c.failures.pop_front();
   const std::string why = c.hang_killed ? "hung (no progress) and was killed" : describe_exit(status);
   c.hang_killed = false;
+  c.report.last_exit = why;
   if (c.failures.size() >= policy_.give_up_after) {
     // Stop restarting: the slot stays replaced until someone re-arms it.
     in.state.store(static_cast<uint32_t>(ModuleState::kFailed), std::memory_order_release);

@@ -25,6 +25,7 @@ struct ModuleReport {
   shm::ModuleState state = shm::ModuleState::kStarting;
   uint64_t restarts = 0;
   std::string error;                 // setup failure, if any
+  std::string last_exit;             // how its last process ended ("exited with status 3"); empty: none has
   std::vector<double> restart_ms;    // death -> first good block again, per restart
   uint64_t hangs = 0;                // times it was killed for not progressing
 };

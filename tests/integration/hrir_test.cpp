@@ -1,8 +1,9 @@
 // Integration: the hrir (binaural) module through `rackd render`: impulses per
 // 7.1 channel come out as the HRIR pairs of their speakers at frame 0, a 90
 // degree head turn over OSC-timed events makes no click, every file of the bad
-// SOFA corpus leaves the server running with the slot in "setup-error" and a
-// message naming the file, and the render real-time factor of binaural-7.1.
+// SOFA corpus either loads or fails the render with a message naming the file
+// (--keep-going: the slot in "setup-error", silent), and the render real-time
+// factor of binaural-7.1.
 #include <gtest/gtest.h>
 #include <sndfile.h>
 
@@ -190,10 +191,12 @@ TEST(Hrir, NinetyDegreeYawJumpOverEventsMakesNoClick) {
     for (size_t n = kLate; n < kEnd; ++n) ASSERT_NEAR(ypr.out.ch[e][n], yaw.out.ch[e][n], 1e-5f) << n;
 }
 
-// Each file of the crash-regression corpus: rackd exits 0 with a full-length
-// output; a file the loader refuses leaves the slot in "setup-error" (silent)
-// with an error naming the file; one it accepts renders normally.
-TEST(Hrir, EveryBadSofaFileLeavesTheServerRunningAndNamesTheFile) {
+// Each file of the crash-regression corpus: rackd never crashes. A file the
+// loader accepts renders normally; one it refuses fails the render (exit 1,
+// the module and the file named, a file already at --out left as it was),
+// and with --keep-going renders a full-length output with the slot in
+// "setup-error" (silent) and an error naming the file.
+TEST(Hrir, EveryBadSofaFileLoadsOrFailsTheRenderNamingTheFile) {
   const std::string d = temp_dir();
   const std::string base = binaural_without_eq(d);
   std::vector<std::string> files;
@@ -217,14 +220,22 @@ TEST(Hrir, EveryBadSofaFileLeavesTheServerRunningAndNamesTheFile) {
       loads = false;
     }
     const std::string patch = with_sofa(base, file, d + "/bad.toml");
-    Result r = render(patch, d + "/in.wav", d + "/out.wav");
+    std::ofstream(d + "/out.wav") << "before";
+    Result strict = render(patch, d + "/in.wav", d + "/out.wav");
+    if (loads) {
+      ASSERT_EQ(strict.status, 0) << strict.err;
+      EXPECT_EQ(read_audio(d + "/out.wav").frames(), in.frames());
+      EXPECT_EQ(json_string(strict.out, "binaural", "state"), "running") << strict.out;
+      continue;
+    }
+    ASSERT_EQ(strict.status, 1) << strict.err;
+    EXPECT_NE(strict.err.find("rackd render: module \"binaural\" failed setup: " + file + ": "), std::string::npos)
+        << strict.err;
+    EXPECT_EQ(read_text(d + "/out.wav"), "before");
+    Result r = render(patch, d + "/in.wav", d + "/out.wav", {"--keep-going"});
     ASSERT_EQ(r.status, 0) << r.err;
     const Audio out = read_audio(d + "/out.wav");
     EXPECT_EQ(out.frames(), in.frames());
-    if (loads) {
-      EXPECT_EQ(json_string(r.out, "binaural", "state"), "running") << r.out;
-      continue;
-    }
     ++refused;
     EXPECT_EQ(json_string(r.out, "binaural", "state"), "setup-error") << r.out;
     EXPECT_NE(r.err.find(file + ": "), std::string::npos) << r.err;

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 #include <sndfile.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -377,6 +379,74 @@ TEST_F(AudioFileTest, WriterToMissingDirectoryThrowsWithPath) {
   const std::string out = path("no/such/dir/out.wav");
   expect_error([&] { AudioWriter w(out, AudioFormat{48000, 2, SF_FORMAT_WAV | SF_FORMAT_FLOAT}); },
                {out + ": "});
+}
+
+// WriteMode::kReplaceOnClose: what `dir_` holds besides the named files.
+std::vector<std::string> others(const fs::path& dir, const std::vector<std::string>& named) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (std::find(named.begin(), named.end(), name) == named.end()) found.push_back(name);
+  }
+  return found;
+}
+
+std::string text_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST_F(AudioFileTest, ReplaceOnCloseLeavesThePathAsItWasUntilClose) {
+  const std::string out = path("o.wav");
+  std::ofstream(out) << "previous";
+  std::vector<float> a(4, 0.5f);
+  const float* ptrs[] = {a.data()};
+  AudioWriter w(out, AudioFormat{48000, 1, default_format_for(out)}, WriteMode::kReplaceOnClose);
+  w.write(ptrs, 4);
+  EXPECT_EQ(text_of(out), "previous");
+  const auto temps = others(dir_, {"o.wav"});
+  ASSERT_EQ(temps.size(), 1u);
+  EXPECT_EQ(temps[0].rfind(".o.wav.rackd-", 0), 0u) << temps[0];
+  w.close();
+  EXPECT_EQ(read_raw<float>(out), a);
+  EXPECT_TRUE(others(dir_, {"o.wav"}).empty());
+}
+
+TEST_F(AudioFileTest, ReplaceOnCloseWithoutCloseLeavesNothing) {
+  std::vector<float> a(4, 0.5f);
+  const float* ptrs[] = {a.data()};
+  const std::string old_file = path("old.wav"), new_file = path("new.wav");
+  std::ofstream(old_file) << "previous";
+  for (const std::string& out : {old_file, new_file}) {
+    AudioWriter w(out, AudioFormat{48000, 1, default_format_for(out)}, WriteMode::kReplaceOnClose);
+    w.write(ptrs, 4);
+  }
+  EXPECT_EQ(text_of(old_file), "previous");
+  EXPECT_FALSE(fs::exists(new_file));
+  EXPECT_TRUE(others(dir_, {"old.wav"}).empty());
+  // A writer that cannot open its file leaves no temporary either.
+  expect_error([&] { AudioWriter w(path("no/dir/x.wav"), AudioFormat{48000, 1, default_format_for("x.wav")},
+                                   WriteMode::kReplaceOnClose); },
+               {path("no/dir/x.wav") + ": "});
+  EXPECT_TRUE(others(dir_, {"old.wav"}).empty());
+}
+
+TEST_F(AudioFileTest, ReplaceOnCloseReplacesASymlinkTargetKeepingItsMode) {
+  const std::string target = path("target.wav"), link = path("link.wav");
+  std::ofstream(target) << "previous";
+  ASSERT_EQ(chmod(target.c_str(), 0640), 0);
+  fs::create_symlink(target, link);
+  std::vector<float> a(4, -0.5f);
+  const float* ptrs[] = {a.data()};
+  AudioWriter w(link, AudioFormat{48000, 1, default_format_for(link)}, WriteMode::kReplaceOnClose);
+  w.write(ptrs, 4);
+  w.close();
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(read_raw<float>(target), a);
+  struct stat st{};
+  ASSERT_EQ(stat(target.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+  EXPECT_TRUE(others(dir_, {"target.wav", "link.wav"}).empty());
 }
 
 TEST(DefaultFormatFor, PicksByExtensionIgnoringCase) {
