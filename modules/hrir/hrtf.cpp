@@ -49,17 +49,9 @@
 #include <stdexcept>
 
 #include "modules/common/resample.hpp"
+#include "modules/hrir/sofa_source.hpp"
 
 namespace rackd::hrir {
-
-namespace sofa_detail {
-// Defined in sofa_source.cpp: libmysofa's output, read in a child process and
-// checked for size. Throws std::runtime_error("<path>: <reason>").
-void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t& taps,
-                        std::vector<float>& positions_xyz, std::vector<float>& irs,
-                        std::vector<float>& delays, std::string& description);
-}  // namespace sofa_detail
-
 namespace {
 
 constexpr double kMinRateHz = 8000;
@@ -221,9 +213,12 @@ HrtfSet HrtfSet::load_sofa(const std::string& path, uint32_t rate_hz) {
   HrtfSet set;
   Impl& s = *set.impl_;
   s.rate_hz = rate_hz;
-  std::vector<float> delays;
-  std::string name;
-  sofa_detail::read_sofa_isolated(path, s.file_rate_hz, s.taps, s.positions, s.irs, delays, name);
+  sofa_detail::SofaNumbers read = sofa_detail::read_sofa_isolated(path);
+  s.file_rate_hz = read.file_rate_hz;
+  s.taps = read.taps;
+  s.positions = std::move(read.positions_xyz);
+  s.irs = std::move(read.irs);
+  const std::vector<float> delays = std::move(read.delays);
 
   // Sizes were checked by the reader (taps in 1..kMaxFilterFrames, M > 0, two
   // receivers, every array M*R*N or M*C long); values are judged here.
@@ -262,9 +257,10 @@ HrtfSet HrtfSet::load_sofa(const std::string& path, uint32_t rate_hz) {
     s.delays[i] = static_cast<uint32_t>(std::lround((double(d) - lowest) * to_server));
   }
   s.finish();
-  name = printable(name);
+  const std::string name = printable(read.name);
   s.description = (name.empty() ? "SOFA " + file_name(path) : name) + ", " + std::to_string(count) +
                   " directions, " + std::to_string(s.frames) + " taps";
+  if (!read.libmysofa_refusal.empty()) s.description += ", read with libhdf5";
   return set;
 }
 
