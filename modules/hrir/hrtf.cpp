@@ -31,8 +31,9 @@
 //   a point 1 m away, pulled onto the measured distances (clamped to
 //   [nearest, farthest] measurement radius), then the smallest squared
 //   Euclidean distance computed in float in the same order as libmysofa's
-//   kd-tree. Sets are at most a few thousand directions: a linear scan on the
-//   control thread costs microseconds.
+//   kd-tree. A grid index (nearest_index.cpp) finds exactly what a linear scan
+//   would: a 7.1.4 head turn's lookups take ~1 ms by scan on 40,000
+//   directions, tens of microseconds by index (bench/sofa_bench).
 #include "modules/hrir/hrtf.hpp"
 
 #include <sndfile.h>
@@ -49,17 +50,10 @@
 #include <stdexcept>
 
 #include "modules/common/resample.hpp"
+#include "modules/hrir/nearest_index.hpp"
+#include "modules/hrir/sofa_source.hpp"
 
 namespace rackd::hrir {
-
-namespace sofa_detail {
-// Defined in sofa_source.cpp: libmysofa's output, read in a child process and
-// checked for size. Throws std::runtime_error("<path>: <reason>").
-void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t& taps,
-                        std::vector<float>& positions_xyz, std::vector<float>& irs,
-                        std::vector<float>& delays, std::string& description);
-}  // namespace sofa_detail
-
 namespace {
 
 constexpr double kMinRateHz = 8000;
@@ -122,7 +116,8 @@ struct HrtfSet::Impl {
   uint32_t rate_hz = 0;
   uint32_t taps = 0;            // per ear, at file_rate_hz
   uint32_t frames = 0;          // per ear, at rate_hz: resampled taps + longest delay
-  std::vector<float> positions; // x, y, z per measurement, metres (SOFA axes)
+  std::vector<float> positions; // x, y, z per measurement, metres (SOFA axes); fixed after finish()
+  NearestIndex index;           // over positions
   float radius_min = 0;
   float radius_max = 0;
   std::vector<float> irs;       // [measurement][ear][tap] at file_rate_hz
@@ -140,6 +135,7 @@ struct HrtfSet::Impl {
       radius_min = std::min(radius_min, radius(&positions[3 * m]));
       radius_max = std::max(radius_max, radius(&positions[3 * m]));
     }
+    index.build(positions.data(), measurements());
     const uint32_t longest = *std::max_element(delays.begin(), delays.end());
     frames = static_cast<uint32_t>(converted(0, 0).size()) + longest;
   }
@@ -153,20 +149,7 @@ struct HrtfSet::Impl {
       r = (r > radius_max ? radius_max : radius_min) / r;
       for (float& v : c) v *= r;
     }
-    size_t best = 0;
-    float best_dist = std::numeric_limits<float>::infinity();
-    for (size_t m = 0; m < measurements(); ++m) {
-      float dist = 0;
-      for (int i = 0; i < 3; ++i) {
-        const float delta = positions[3 * m + i] - c[i];
-        dist += delta * delta;
-      }
-      if (dist < best_dist) {
-        best_dist = dist;
-        best = m;
-      }
-    }
-    return best;
+    return index.nearest(c);
   }
 
   // One ear of one measurement at rate_hz, without its delay. Resampled ones
@@ -221,9 +204,12 @@ HrtfSet HrtfSet::load_sofa(const std::string& path, uint32_t rate_hz) {
   HrtfSet set;
   Impl& s = *set.impl_;
   s.rate_hz = rate_hz;
-  std::vector<float> delays;
-  std::string name;
-  sofa_detail::read_sofa_isolated(path, s.file_rate_hz, s.taps, s.positions, s.irs, delays, name);
+  sofa_detail::SofaNumbers read = sofa_detail::read_sofa_isolated(path);
+  s.file_rate_hz = read.file_rate_hz;
+  s.taps = read.taps;
+  s.positions = std::move(read.positions_xyz);
+  s.irs = std::move(read.irs);
+  const std::vector<float> delays = std::move(read.delays);
 
   // Sizes were checked by the reader (taps in 1..kMaxFilterFrames, M > 0, two
   // receivers, every array M*R*N or M*C long); values are judged here.
@@ -262,9 +248,10 @@ HrtfSet HrtfSet::load_sofa(const std::string& path, uint32_t rate_hz) {
     s.delays[i] = static_cast<uint32_t>(std::lround((double(d) - lowest) * to_server));
   }
   s.finish();
-  name = printable(name);
+  const std::string name = printable(read.name);
   s.description = (name.empty() ? "SOFA " + file_name(path) : name) + ", " + std::to_string(count) +
                   " directions, " + std::to_string(s.frames) + " taps";
+  if (!read.libmysofa_refusal.empty()) s.description += ", read with libhdf5";
   return set;
 }
 

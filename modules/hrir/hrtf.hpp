@@ -1,4 +1,4 @@
-// HRTF sources for the hrir module: SOFA files (libmysofa) and HeSuVi WAVs,
+// HRTF sources for the hrir module: SOFA files (libmysofa, libhdf5) and HeSuVi WAVs,
 // validated and brought to the server's rate; speaker layouts; head rotation.
 // [setup]/[control] threads only: everything here allocates.
 #pragma once
@@ -30,8 +30,9 @@ class HrtfSet {
   // responses included). Longer, empty, non-finite or absurd-rate sets are refused.
   static constexpr uint32_t kMaxFilterFrames = 96000;
 
-  // Throws std::runtime_error("<path>: <reason>") for anything libmysofa refuses
-  // or that fails validation.
+  // Read by libmysofa, or by libhdf5 when libmysofa refuses a valid HDF5 file.
+  // Throws std::runtime_error("<path>: <reason>") for anything both refuse
+  // (or libmysofa alone, for a file that is not HDF5) or that fails validation.
   static HrtfSet load_sofa(const std::string& path, uint32_t rate_hz);
   // HeSuVi 14-channel WAV: track order FL-L, FL-R, SL-L, SL-R, BL-L, BL-R, FC-L,
   // FR-R, FR-L, SR-R, SR-L, BR-R, BR-L, FC-R; resampled if its rate differs.

@@ -1,5 +1,7 @@
 // SOFA files read through libmysofa in a child process, so that a file that
-// crashes or hangs libmysofa cannot take the calling module process down.
+// crashes or hangs libmysofa cannot take the calling module process down; in
+// the same child, libhdf5 reads valid HDF5 files libmysofa refuses
+// (sofa_hdf5.cpp says which, and why).
 // [setup]/[control] threads only: forks, allocates, blocks up to a timeout.
 //
 // Why a child, and why libmysofa never runs in the caller at all: libmysofa's
@@ -17,8 +19,14 @@
 // would do with its kd-tree is reproduced exactly in hrtf.cpp (same float
 // distances, same radius clamping).
 //
+// libhdf5 gets a file only when libmysofa refused it and the file carries an
+// HDF5 signature; a file that is not HDF5 is refused with libmysofa's reason
+// as before. What libhdf5 returns takes the same path as libmysofa's answer:
+// the same size checks here, the same value checks in hrtf.cpp. A refusal by
+// both names both reasons.
+//
 // The child is forked without exec (module binaries have no loader mode to
-// exec into). It calls only libmysofa, malloc and write(2) and leaves with
+// exec into). It calls only libmysofa, libhdf5, malloc and write(2) and leaves with
 // _exit(), never returning into the caller's code: glibc resets its malloc and
 // stdio locks in the child, so this is safe even when other threads of the
 // caller held them at fork time. It dies with its parent (PR_SET_PDEATHSIG),
@@ -35,6 +43,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -45,29 +54,29 @@
 #include <string>
 #include <vector>
 
+#include "modules/hrir/sofa_source.hpp"
+
 #include "modules/hrir/hrtf.hpp"
+#include "modules/hrir/sofa_hdf5.hpp"
 
 namespace rackd::hrir::sofa_detail {
-
-// Declared again in hrtf.cpp, which validates the values and builds the set.
-void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t& taps,
-                        std::vector<float>& positions_xyz, std::vector<float>& irs,
-                        std::vector<float>& delays, std::string& description);
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kMagic = 0x464f5352;    // "RSOF": start of the child's answer
 constexpr uint32_t kTrailer = 0x21444e45;  // "END!": the answer arrived whole
-constexpr uint32_t kMaxMeasurements = 1u << 17;  // real sets: up to ~12k directions
+constexpr uint32_t kStageMagic = 0x35444848;  // "HHD5": libhdf5 takes over
+constexpr uint32_t kMaxMeasurements = 1u << 17;  // real sets: up to ~12k directions; generated ones 40k+
 constexpr uint64_t kMaxIrValues = 1ull << 26;    // 256 MB of float taps
 constexpr uint32_t kMaxText = 4096;
 constexpr int kDefaultTimeoutS = 10;
 
-// The child's answer: this header, text_bytes of text (the reason for a refusal,
-// or the set's name), then for ok == 1: positions (measurements x 3, cartesian,
-// metres), Data.IR (measurements x 2 x taps), Data.Delay (delay_values), kTrailer.
+// The child's answer: optionally {kStageMagic, bytes} and that many bytes of
+// libmysofa's refusal (libhdf5 reads the file from then on); then this header,
+// text_bytes of text (the reason for a refusal, or the set's name), then for
+// ok == 1: positions (measurements x 3, cartesian, metres), Data.IR
+// (measurements x 2 x taps), Data.Delay (delay_values), kTrailer.
 struct Header {
   uint32_t magic = kMagic;
   uint32_t ok = 0;
@@ -134,56 +143,123 @@ const char* attribute(MYSOFA_ATTRIBUTE* list, const char* name) {
   return "";
 }
 
-// Loads, checks the structure (every array read below has the size the header
-// claims), converts positions to cartesian and streams the numbers to `fd`.
-// Values (rate, finiteness, delays) are judged by the caller.
+// The numbers a reader found, before they go down the pipe. Every size is what
+// the file claims; send_set() checks that each array holds that many values.
+struct Found {
+  uint64_t m = 0, r = 0, n = 0, c = 0;
+  const float* positions = nullptr;  // cartesian
+  uint64_t position_values = 0;
+  const float* irs = nullptr;
+  uint64_t ir_values = 0;
+  uint64_t rate_values = 0;  // elements of Data.SamplingRate
+  double rate_hz = 0;        // its first
+  const float* delays = nullptr;
+  uint64_t delay_values = 0;
+  const char* name = "";
+};
+
+// Checks the structure of what a reader found (every array read below has the
+// size the header claims) and streams the numbers to `fd`. Values (rate,
+// finiteness, delays) are judged by the caller.
+[[noreturn]] void send_set(int fd, const Found& f) {
+  char text[kMaxText];
+  const uint64_t m = f.m, r = f.r, n = f.n;
+  const auto u = [](uint64_t v) { return static_cast<unsigned long long>(v); };
+  if (r != 2) {
+    snprintf(text, sizeof text, "%llu receivers; need 2 (left and right ear)", u(r));
+    refuse(fd, text);
+  }
+  if (f.c != 3) refuse(fd, "coordinates are not 3-dimensional");
+  if (m == 0) refuse(fd, "no measurements (M = 0)");
+  if (n == 0) refuse(fd, "filter length 0 (Data.IR has no taps)");
+  if (n > HrtfSet::kMaxFilterFrames) {
+    snprintf(text, sizeof text, "filter length %llu frames exceeds the limit of %u", u(n),
+             HrtfSet::kMaxFilterFrames);
+    refuse(fd, text);
+  }
+  if (m > kMaxMeasurements || m * r * n > kMaxIrValues) {
+    snprintf(text, sizeof text, "too large: %llu measurements x %llu taps", u(m), u(n));
+    refuse(fd, text);
+  }
+  if (f.irs == nullptr || f.ir_values != m * r * n) {
+    snprintf(text, sizeof text, "Data.IR holds %llu values; M*R*N = %llu*%llu*%llu = %llu", u(f.ir_values), u(m),
+             u(r), u(n), u(m * r * n));
+    refuse(fd, text);
+  }
+  if (f.positions == nullptr || f.position_values != m * 3) {
+    snprintf(text, sizeof text, "SourcePosition holds %llu values; M*3 = %llu", u(f.position_values), u(m * 3));
+    refuse(fd, text);
+  }
+  if (f.rate_values != 1) refuse(fd, "Data.SamplingRate is not a single value");
+  if ((f.delay_values != r && f.delay_values != m * r) || f.delays == nullptr) {
+    snprintf(text, sizeof text, "Data.Delay holds %llu values; need R = 2 or M*R = %llu", u(f.delay_values),
+             u(m * r));
+    refuse(fd, text);
+  }
+
+  Header header;
+  header.ok = 1;
+  header.measurements = static_cast<uint32_t>(m);
+  header.taps = static_cast<uint32_t>(n);
+  header.delay_values = static_cast<uint32_t>(f.delay_values);
+  header.text_bytes = static_cast<uint32_t>(strnlen(f.name, kMaxText));
+  header.rate_hz = f.rate_hz;
+  write_all(fd, &header, sizeof header);
+  write_all(fd, f.name, header.text_bytes);
+  write_all(fd, f.positions, m * 3 * sizeof(float));
+  write_all(fd, f.irs, m * r * n * sizeof(float));
+  write_all(fd, f.delays, f.delay_values * sizeof(float));
+  write_all(fd, &kTrailer, sizeof kTrailer);
+  _exit(0);  // no mysofa_free: nothing of the child outlives it anyway
+}
+
+// libmysofa refused (or misreads) a valid HDF5 file: tell the caller (so that a crash or a
+// timeout from here on is put on libhdf5, with libmysofa's reason beside it),
+// then read it with libhdf5.
+[[noreturn]] void read_with_libhdf5(const char* path, int fd, const char* mysofa_refusal) {
+  const uint32_t stage[2] = {kStageMagic, static_cast<uint32_t>(strnlen(mysofa_refusal, kMaxText))};
+  write_all(fd, stage, sizeof stage);
+  write_all(fd, mysofa_refusal, stage[1]);
+  char reason[kMaxText / 2];
+  static Hdf5Sofa set;  // static: the child never returns, so nothing is ever destroyed
+  if (!read_sofa_hdf5(path, kMaxMeasurements, HrtfSet::kMaxFilterFrames, kMaxIrValues, set, reason,
+                      sizeof reason)) {
+    char text[kMaxText];
+    snprintf(text, sizeof text, "%.1024s; libhdf5 cannot read it either: %.2048s", mysofa_refusal, reason);
+    refuse(fd, text);
+  }
+  Found f;
+  f.m = set.measurements;
+  f.r = set.receivers;
+  f.n = set.taps;
+  f.c = 3;  // SourcePosition was checked to be [M][3]
+  f.positions = set.positions_xyz.data();
+  f.position_values = set.positions_xyz.size();
+  f.irs = set.irs.data();
+  f.ir_values = set.irs.size();
+  f.rate_values = set.rate_values;
+  f.rate_hz = set.rate_hz;
+  f.delays = set.delays.data();
+  f.delay_values = set.delays.size();
+  f.name = set.name.c_str();
+  send_set(fd, f);
+}
+
+// libmysofa first; libhdf5 for valid HDF5 files libmysofa cannot parse, or
+// parses into wrong values (see libmysofa_misreads).
 [[noreturn]] void child_main(const char* path, int fd) {
   char text[kMaxText];
   int err = 0;
   MYSOFA_HRTF* h = mysofa_load(path, &err);
   if (h == nullptr || err != MYSOFA_OK) {
     snprintf(text, sizeof text, "libmysofa cannot read it: %s (error %d)", mysofa_error_name(err), err);
+    if (is_hdf5(path)) read_with_libhdf5(path, fd, text);
     refuse(fd, text);
   }
+  if (is_hdf5(path) && libmysofa_misreads(path, text, sizeof text)) read_with_libhdf5(path, fd, text);
   if (const int check = mysofa_check(h); check != MYSOFA_OK) {
     snprintf(text, sizeof text, "not a usable SOFA HRIR set: %s (mysofa_check error %d)",
              mysofa_error_name(check), check);
-    refuse(fd, text);
-  }
-  const uint64_t m = h->M, r = h->R, n = h->N;
-  if (r != 2) {
-    snprintf(text, sizeof text, "%u receivers; need 2 (left and right ear)", h->R);
-    refuse(fd, text);
-  }
-  if (h->C != 3) refuse(fd, "coordinates are not 3-dimensional");
-  if (m == 0) refuse(fd, "no measurements (M = 0)");
-  if (n == 0) refuse(fd, "filter length 0 (Data.IR has no taps)");
-  if (n > HrtfSet::kMaxFilterFrames) {
-    snprintf(text, sizeof text, "filter length %u frames exceeds the limit of %u", h->N,
-             HrtfSet::kMaxFilterFrames);
-    refuse(fd, text);
-  }
-  if (m > kMaxMeasurements || m * r * n > kMaxIrValues) {
-    snprintf(text, sizeof text, "too large: %u measurements x %u taps", h->M, h->N);
-    refuse(fd, text);
-  }
-  if (h->DataIR.values == nullptr || h->DataIR.elements != m * r * n) {
-    snprintf(text, sizeof text, "Data.IR holds %u values; M*R*N = %u*%u*%u = %llu", h->DataIR.elements,
-             h->M, h->R, h->N, static_cast<unsigned long long>(m * r * n));
-    refuse(fd, text);
-  }
-  if (h->SourcePosition.values == nullptr || h->SourcePosition.elements != m * 3) {
-    snprintf(text, sizeof text, "SourcePosition holds %u values; M*3 = %llu", h->SourcePosition.elements,
-             static_cast<unsigned long long>(m * 3));
-    refuse(fd, text);
-  }
-  if (h->DataSamplingRate.values == nullptr || h->DataSamplingRate.elements != 1) {
-    refuse(fd, "Data.SamplingRate is not a single value");
-  }
-  const uint64_t delays = h->DataDelay.elements;
-  if ((delays != r && delays != m * r) || h->DataDelay.values == nullptr) {
-    snprintf(text, sizeof text, "Data.Delay holds %u values; need R = 2 or M*R = %llu", h->DataDelay.elements,
-             static_cast<unsigned long long>(m * r));
     refuse(fd, text);
   }
   mysofa_tocartesian(h);
@@ -191,23 +267,25 @@ const char* attribute(MYSOFA_ATTRIBUTE* list, const char* name) {
   if (strcmp(attribute(h->SourcePosition.attributes, "Type"), "cartesian") != 0) {
     refuse(fd, "SourcePosition is neither spherical nor cartesian");
   }
-
   snprintf(text, sizeof text, "%s %s", attribute(h->attributes, "DatabaseName"),
            attribute(h->attributes, "ListenerShortName"));
-  Header header;
-  header.ok = 1;
-  header.measurements = h->M;
-  header.taps = h->N;
-  header.delay_values = h->DataDelay.elements;
-  header.text_bytes = static_cast<uint32_t>(strnlen(text, kMaxText));
-  header.rate_hz = h->DataSamplingRate.values[0];
-  write_all(fd, &header, sizeof header);
-  write_all(fd, text, header.text_bytes);
-  write_all(fd, h->SourcePosition.values, m * 3 * sizeof(float));
-  write_all(fd, h->DataIR.values, m * r * n * sizeof(float));
-  write_all(fd, h->DataDelay.values, delays * sizeof(float));
-  write_all(fd, &kTrailer, sizeof kTrailer);
-  _exit(0);  // no mysofa_free: nothing of the child outlives it anyway
+  Found f;
+  f.m = h->M;
+  f.r = h->R;
+  f.n = h->N;
+  f.c = h->C;
+  f.positions = h->SourcePosition.values;
+  f.position_values = h->SourcePosition.elements;
+  f.irs = h->DataIR.values;
+  f.ir_values = h->DataIR.elements;
+  if (h->DataSamplingRate.values != nullptr && h->DataSamplingRate.elements > 0) {
+    f.rate_values = h->DataSamplingRate.elements;
+    f.rate_hz = h->DataSamplingRate.values[0];
+  }
+  f.delays = h->DataDelay.values;
+  f.delay_values = h->DataDelay.elements;
+  f.name = text;
+  send_set(fd, f);
 }
 
 // ---- caller side ----
@@ -264,12 +342,18 @@ class Child {
   }
   int fd() const { return fd_; }
 
+  // The child said libmysofa refused the file (`refusal`) and libhdf5 reads it now.
+  void hand_over_to_libhdf5(std::string refusal) {
+    reader_ = "libhdf5";
+    before_ = std::move(refusal) + "; ";
+  }
+
   // Kills the child on timeout, reaps it, and says why it gave no full answer.
   std::string why_no_answer(Read result) {
     if (result == Read::kTimeout) {
       kill(pid_, SIGKILL);
       reap();
-      return "libmysofa did not finish reading it within " + std::to_string(timeout_s()) +
+      return before_ + reader_ + " did not finish reading it within " + std::to_string(timeout_s()) +
              " s (killed the reader)";
     }
     // On end of file the child is exiting; after a read error (which a pipe
@@ -278,12 +362,13 @@ class Child {
     const int status = reap();
     if (status >= 0 && WIFSIGNALED(status)) {
       const int sig = WTERMSIG(status);
-      return "libmysofa crashed reading it (signal " + std::to_string(sig) + ", " + strsignal(sig) + ")";
+      return before_ + reader_ + " crashed reading it (signal " + std::to_string(sig) + ", " + strsignal(sig) +
+             ")";
     }
     if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) != 0) {
-      return "the reader process failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
+      return before_ + "the reader process failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")";
     }
-    return "the reader process ended without a complete answer";
+    return before_ + "the reader process ended without a complete answer";
   }
 
   // After a complete answer: the child has only _exit() left to do.
@@ -309,6 +394,8 @@ class Child {
 
   pid_t pid_;
   int fd_;
+  std::string reader_ = "libmysofa";  // the one at work, for crashes and timeouts
+  std::string before_;                // libmysofa's refusal, once libhdf5 took over
 };
 
 template <typename T>
@@ -319,9 +406,7 @@ Read read_vector(int fd, std::vector<T>& v, size_t count, Clock::time_point dead
 
 }  // namespace
 
-void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t& taps,
-                        std::vector<float>& positions_xyz, std::vector<float>& irs,
-                        std::vector<float>& delays, std::string& description) {
+SofaNumbers read_sofa_isolated(const std::string& path) {
   // Checked here so that the common mistakes get the system's own words.
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) throw fail(path, strerror(errno));
@@ -367,8 +452,25 @@ void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t&
   Child child(pid, fds[0]);
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(limit_s);
 
+  SofaNumbers out;
   Header header;
-  Read got = read_exact(child.fd(), &header, sizeof header, deadline);
+  Read got = read_exact(child.fd(), &header.magic, sizeof header.magic, deadline);
+  if (got != Read::kOk) throw fail(path, child.why_no_answer(got));
+  if (header.magic == kStageMagic) {
+    uint32_t bytes = 0;
+    got = read_exact(child.fd(), &bytes, sizeof bytes, deadline);
+    if (got != Read::kOk) throw fail(path, child.why_no_answer(got));
+    if (bytes > kMaxText) throw fail(path, "the reader process sent a malformed answer");
+    out.libmysofa_refusal.resize(bytes);
+    got = read_exact(child.fd(), out.libmysofa_refusal.data(), bytes, deadline);
+    if (got != Read::kOk) throw fail(path, child.why_no_answer(got));
+    child.hand_over_to_libhdf5(out.libmysofa_refusal);
+    got = read_exact(child.fd(), &header.magic, sizeof header.magic, deadline);
+    if (got != Read::kOk) throw fail(path, child.why_no_answer(got));
+  }
+  static_assert(offsetof(Header, magic) == 0);
+  got = read_exact(child.fd(), reinterpret_cast<char*>(&header) + sizeof header.magic,
+                   sizeof header - sizeof header.magic, deadline);
   if (got != Read::kOk) throw fail(path, child.why_no_answer(got));
   if (header.magic != kMagic || header.text_bytes > kMaxText) {
     throw fail(path, "the reader process sent a malformed answer");
@@ -386,18 +488,19 @@ void read_sofa_isolated(const std::string& path, double& file_rate_hz, uint32_t&
     throw fail(path, "the reader process sent inconsistent sizes");
   }
   uint32_t trailer = 0;
-  if ((got = read_vector(child.fd(), positions_xyz, m * 3, deadline)) != Read::kOk ||
-      (got = read_vector(child.fd(), irs, m * 2 * n, deadline)) != Read::kOk ||
-      (got = read_vector(child.fd(), delays, header.delay_values, deadline)) != Read::kOk ||
+  if ((got = read_vector(child.fd(), out.positions_xyz, m * 3, deadline)) != Read::kOk ||
+      (got = read_vector(child.fd(), out.irs, m * 2 * n, deadline)) != Read::kOk ||
+      (got = read_vector(child.fd(), out.delays, header.delay_values, deadline)) != Read::kOk ||
       (got = read_exact(child.fd(), &trailer, sizeof trailer, deadline)) != Read::kOk) {
     throw fail(path, child.why_no_answer(got));
   }
   if (trailer != kTrailer) throw fail(path, "the reader process sent a malformed answer");
   if (!child.exited_cleanly()) throw fail(path, "the reader process failed after answering");
 
-  file_rate_hz = header.rate_hz;
-  taps = header.taps;
-  description = std::move(text);
+  out.file_rate_hz = header.rate_hz;
+  out.taps = header.taps;
+  out.name = std::move(text);
+  return out;
 }
 
 }  // namespace rackd::hrir::sofa_detail
