@@ -1,15 +1,20 @@
 // The `--audio-cpu` policy (see audio_cpu.hpp). [setup] only.
 #include "server/audio_cpu.hpp"
 
+#include <dirent.h>
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <vector>
 
 #include "server/server.hpp"
+#include "shm/futex.hpp"
 #include "shm/rt.hpp"
 
 namespace rackd::server {
@@ -85,7 +90,9 @@ std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t 
     const pid_t pid = server.supervisor().pid_of(slot);
     if (pid <= 0) continue;
     const char* why = nullptr;
-    if ((priority > 0 && !try_realtime_priority_of(pid, static_cast<int>(priority), &why)) ||
+    // By process id: the module's block loop is its main thread, and its
+    // real-time helpers (hrir's convolution tail) follow one priority below.
+    if ((priority > 0 && !try_process_priority(pid, static_cast<int>(priority), &why)) ||
         !try_pin_to_cpu(pid, cpu, &why))
       failures += " " + server.engine().patch().modules[slot].name + " (" + why + ")";
   }
@@ -94,6 +101,158 @@ std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t 
                      ", below the device thread's SCHED_FIFO " + std::to_string(param.sched_priority);
   if (!failures.empty()) line += "; could not move:" + failures;
   return line;
+}
+
+namespace {
+
+// The CPUs this process may use.
+std::vector<int> allowed_cpus() {
+  std::vector<int> out;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+// The next of `cpus` after `cpu`, or -1 when there is none other.
+int next_cpu(const std::vector<int>& cpus, int cpu) {
+  if (cpus.size() < 2) return -1;
+  for (int c : cpus)
+    if (c > cpu) return c;
+  return cpus.front() == cpu ? cpus[1] : cpus.front();
+}
+
+bool only_on(pid_t tid, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  return sched_getaffinity(tid, sizeof set, &set) == 0 && CPU_COUNT(&set) == 1 && CPU_ISSET(cpu, &set);
+}
+
+// The device thread's id: the one SCHED_FIFO thread of this process pinned to
+// `cpu` (pin_live() just put it there); -1 if there is not exactly one.
+pid_t find_device_tid(int cpu) {
+  pid_t found = -1;
+  DIR* dir = opendir("/proc/self/task");
+  if (!dir) return -1;
+  while (const dirent* e = readdir(dir)) {
+    const pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (tid <= 0 || (sched_getscheduler(tid) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO || !only_on(tid, cpu)) continue;
+    found = found < 0 ? tid : -2;
+  }
+  closedir(dir);
+  return found;
+}
+
+// State letter and last CPU of thread `tid` from /proc/<tid>/stat ('?' if gone).
+char state_of(pid_t tid, int& cpu) {
+  std::ifstream f("/proc/" + std::to_string(tid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return '?';
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return '?';
+  const char state = line[close + 2];
+  // Field 39 (processor) is the 37th after the command's closing parenthesis.
+  const char* at = line.c_str() + close + 2;
+  for (int field = 0; field < 36 && at; ++field) {
+    at = std::strchr(at, ' ');
+    if (at) ++at;
+  }
+  cpu = at ? std::atoi(at) : -1;
+  return state;
+}
+
+void pin_thread_away_from(const std::vector<int>& cpus, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus)
+    if (c != cpu) CPU_SET(c, &set);
+  if (CPU_COUNT(&set) > 0) pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+}  // namespace
+
+AudioCpuWatch::AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns)
+    : server_(server), device_thread_(device_thread), cpu_(cpu), period_ns_(period_ns) {
+  // RACKD_AUDIO_CPU_WATCH=0 turns the watcher off (bench/placement.py measures both).
+  if (const char* env = std::getenv("RACKD_AUDIO_CPU_WATCH"); env && std::strcmp(env, "0") == 0) return;
+  device_tid_ = find_device_tid(cpu);
+  cpus_ = allowed_cpus();  // here: the watcher itself runs on fewer
+  if (device_tid_ <= 0 || next_cpu(cpus_, cpu) < 0) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+AudioCpuWatch::~AudioCpuWatch() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+bool AudioCpuWatch::held_up() {
+  std::vector<pid_t> tids{device_tid_};
+  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
+    const pid_t pid = server_.supervisor().pid_of(slot);
+    if (pid > 0) tids.push_back(pid);
+  }
+  for (pid_t tid : tids) {
+    int on = -1;
+    if (state_of(tid, on) == 'R' && on == cpu_) return true;
+  }
+  return false;
+}
+
+void AudioCpuWatch::move_to(int cpu, uint64_t stalled_ns) {
+  const int from = cpu_;
+  cpu_ = cpu;
+  // The field first: a module that restarts from now on reads it.
+  server_.engine().segment().header().audio_cpu.store(cpu, std::memory_order_seq_cst);
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(device_thread_, sizeof set, &set);
+  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
+    const pid_t pid = server_.supervisor().pid_of(slot);
+    if (pid > 0) try_pin_to_cpu(pid, cpu);
+  }
+  pin_thread_away_from(cpus_, cpu);
+  moves_.fetch_add(1, std::memory_order_relaxed);
+  std::fprintf(stderr, "rackd: audio threads moved from CPU %d to CPU %d: CPU %d held them up (no cycle for %.1f ms)\n",
+               from, cpu, from, static_cast<double>(stalled_ns) / 1e6);
+}
+
+void AudioCpuWatch::run() {
+  pthread_setname_np(pthread_self(), "rackd-cpu-watch");
+  // Real-time at the lowest priority, so ordinary work cannot keep it from
+  // looking, and away from the audio CPU, so that CPU's stall does not stop it.
+  try_realtime_priority(1);
+  pin_thread_away_from(cpus_, cpu_);
+  constexpr uint64_t kLookNs = 1'000'000;
+  constexpr uint64_t kMoveGapNs = 250'000'000;
+  const uint64_t stall_ns = period_ns_ * 3 / 2;
+  uint64_t last_cycles = server_.engine().cycles();
+  uint64_t last_change = shm::now_ns();
+  uint64_t last_move = 0;
+  int looks = 0;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    const timespec pause{0, static_cast<long>(kLookNs)};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, nullptr);
+    const uint64_t now = shm::now_ns();
+    const uint64_t cycles = server_.engine().cycles();
+    if (cycles != last_cycles) {
+      last_cycles = cycles;
+      last_change = now;
+      looks = 0;
+      continue;
+    }
+    if (now - last_change < stall_ns || now - last_move < kMoveGapNs) continue;
+    looks = held_up() ? looks + 1 : 0;
+    if (looks < 2) continue;
+    const int to = next_cpu(cpus_, cpu_);
+    if (to < 0) return;
+    move_to(to, now - last_change);
+    last_move = now;
+    looks = 0;
+  }
 }
 
 }  // namespace rackd::server

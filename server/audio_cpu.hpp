@@ -16,8 +16,12 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/types.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "server/patch.hpp"
 
@@ -47,5 +51,44 @@ class Server;
 // unless the device thread is SCHED_FIFO above priority 1. Returns a line for
 // the log saying what was done and why.
 std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t rt_priority);
+
+// Moves a pinned chain off a CPU that holds it up. On a kernel without
+// in-kernel preemption (CONFIG_PREEMPT_NONE, as on the project's VMs) an
+// ordinary task inside a long system call or page fault keeps its CPU for
+// 10-150 ms, and a SCHED_FIFO thread woken there waits all that time: the
+// kernel does not pull it to an idle or user-mode CPU (see docs/realtime.md).
+// Unpinned threads are caught as often, but only some of the chain at a time;
+// a pinned chain cannot leave at all. This watcher, a thread of its own at
+// SCHED_FIFO 1 on a CPU other than the audio CPU, looks every millisecond:
+// when the device has not cycled for 1.5 periods while a thread of the chain
+// (device thread or a module's block loop) is runnable on the audio CPU in two
+// looks in a row, it moves the chain (and the CPU restarted modules read) to
+// another CPU, at most every 250 ms, and logs a line.
+class AudioCpuWatch {
+ public:
+  // [setup] After pin_live() put the chain on `cpu`. Does nothing when there
+  // is no other CPU to move to or the device thread's id cannot be found.
+  AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns);
+  ~AudioCpuWatch();  // stops the watcher
+  AudioCpuWatch(const AudioCpuWatch&) = delete;
+  AudioCpuWatch& operator=(const AudioCpuWatch&) = delete;
+  // [any] How often the chain was moved.
+  uint32_t moves() const noexcept { return moves_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();                     // [control] the watcher thread
+  bool held_up();                 // [control] a chain thread runnable on cpu_
+  void move_to(int cpu, uint64_t stalled_ns);
+
+  Server& server_;
+  pthread_t device_thread_;
+  pid_t device_tid_ = -1;
+  int cpu_;
+  std::vector<int> cpus_;         // the CPUs rackd may use
+  uint64_t period_ns_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint32_t> moves_{0};
+  std::thread thread_;
+};
 
 }  // namespace rackd::server

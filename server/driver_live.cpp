@@ -255,6 +255,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     return 1;
   }
   std::string pinning;
+  std::unique_ptr<AudioCpuWatch> watch;  // moves a pinned chain off a CPU that holds it up
   {
     std::string why;
     int cpu = choose_audio_cpu(patch, opt.audio_cpu, why);
@@ -268,7 +269,10 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
       cpu = state.thread_cpu;
     if (cpu < 0) pinning = "audio threads not pinned: " + why;
     else if (!state.have_thread.load(std::memory_order_acquire)) pinning = "audio threads not pinned: no callback yet";
-    else pinning = pin_live(server, state.thread, cpu, cfg.rt_priority);
+    else {
+      pinning = pin_live(server, state.thread, cpu, cfg.rt_priority);
+      watch = std::make_unique<AudioCpuWatch>(server, state.thread, cpu, state.period_ns);
+    }
   }
   std::fprintf(stderr, "rackd: %s\n", pinning.c_str());
   std::fprintf(stderr, "rackd: playing %s on \"%s\" at %u Hz, block %u, %u in / %u out; segment %s; OSC %s\n",
@@ -287,6 +291,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  watch.reset();
   if (osc) osc->stop();
   Pa_StopStream(stream);
   Pa_CloseStream(stream);

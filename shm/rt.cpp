@@ -1,11 +1,17 @@
 // Per-thread real-time setup shared by the server and module processes. [setup]
 #include "shm/rt.hpp"
 
+#include <dirent.h>
 #include <sched.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -34,6 +40,89 @@ bool try_realtime_priority_of(int tid, int priority, const char** why) noexcept 
   if (sched_setscheduler(tid, SCHED_FIFO | SCHED_RESET_ON_FORK, &p) == 0) return true;
   if (why) *why = strerror(errno);
   return false;
+}
+
+namespace {
+
+// The process's adopted helpers and its audio thread's priority (0: not yet
+// real-time). [setup] threads only, under the mutex.
+struct Helpers {
+  std::mutex mutex;
+  std::vector<pthread_t> threads;
+  int audio_priority = 0;
+};
+
+Helpers& helpers() {
+  static Helpers h;
+  return h;
+}
+
+// Below an audio thread at `audio_priority`: FIFO one lower, or an ordinary thread.
+void place_below(pthread_t thread, int audio_priority) noexcept {
+  sched_param p{};
+  if (audio_priority > 1) {
+    p.sched_priority = audio_priority - 1;
+    pthread_setschedparam(thread, SCHED_FIFO, &p);
+  } else {
+    pthread_setschedparam(thread, SCHED_OTHER, &p);
+  }
+}
+
+}  // namespace
+
+void adopt_rt_helper(pthread_t thread) noexcept {
+  Helpers& h = helpers();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  try {
+    h.threads.push_back(thread);
+  } catch (...) {
+    return;  // out of memory: the helper stays as it is
+  }
+  if (h.audio_priority > 0) place_below(thread, h.audio_priority);
+}
+
+void release_rt_helper(pthread_t thread) noexcept {
+  Helpers& h = helpers();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  h.threads.erase(std::remove_if(h.threads.begin(), h.threads.end(),
+                                 [&](pthread_t t) { return pthread_equal(t, thread) != 0; }),
+                  h.threads.end());
+}
+
+bool try_audio_thread_priority(int priority, const char** why) noexcept {
+  Helpers& h = helpers();
+  std::lock_guard<std::mutex> lock(h.mutex);
+  if (!try_realtime_priority_of(0, priority, why)) return false;
+  h.audio_priority = priority;
+  for (pthread_t t : h.threads) place_below(t, priority);
+  return true;
+}
+
+bool try_process_priority(pid_t pid, int priority, const char** why) noexcept {
+  if (!try_realtime_priority_of(pid, priority, why)) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/task", static_cast<int>(pid));
+  DIR* dir = opendir(path);
+  if (!dir) return true;  // the process has gone meanwhile
+  while (const dirent* e = readdir(dir)) {
+    const int tid = std::atoi(e->d_name);
+    if (tid <= 0 || tid == pid) continue;
+    if ((sched_getscheduler(tid) & ~SCHED_RESET_ON_FORK) != SCHED_FIFO) continue;
+    sched_param p{};
+    if (priority > 1) {
+      p.sched_priority = priority - 1;
+      sched_setscheduler(tid, SCHED_FIFO | SCHED_RESET_ON_FORK, &p);
+    } else {
+      sched_setscheduler(tid, SCHED_OTHER, &p);
+    }
+  }
+  closedir(dir);
+  return true;
+}
+
+void leave_realtime() noexcept {
+  sched_param p{};
+  pthread_setschedparam(pthread_self(), SCHED_OTHER, &p);
 }
 
 bool try_pin_to_cpu(int tid, int cpu, const char** why) noexcept {

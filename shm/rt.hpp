@@ -2,6 +2,9 @@
 // module process. Any thread.
 #pragma once
 
+#include <pthread.h>
+#include <sys/types.h>
+
 // RACKD_RT marks a function that runs on an audio thread: it never allocates,
 // locks, logs or blocks (futex wait/wake is the one exception). Under clang >= 20
 // it is [[clang::nonblocking]], so -fsanitize=realtime checks it at run time and
@@ -45,6 +48,35 @@ void enable_ftz_daz() noexcept;
 bool try_realtime_priority(int priority, const char** why = nullptr) noexcept;
 // [setup] The same for thread `tid` of this or another process (0: the caller).
 bool try_realtime_priority_of(int tid, int priority, const char** why = nullptr) noexcept;
+
+// Real-time helpers. A process's audio thread may hand work to helper threads
+// that must keep up with it (hrir's convolution tail): they run SCHED_FIFO one
+// priority below the audio thread, whichever of the two was set up first. The
+// rule is the same inside the process (the registry below) and from outside
+// (try_process_priority: the process's main thread is its audio thread, every
+// other SCHED_FIFO thread of it a helper). Threads that do heavy work beside
+// the audio path without a deadline (hrir's filter builder) call
+// leave_realtime() and stay SCHED_OTHER.
+
+// [setup] `thread` (of this process) is a real-time helper. If the audio
+// thread is already real-time the helper takes its place below it now,
+// otherwise when try_audio_thread_priority() runs. Call release_rt_helper()
+// before joining it.
+void adopt_rt_helper(pthread_t thread) noexcept;
+void release_rt_helper(pthread_t thread) noexcept;
+// [setup] The calling thread becomes the process's audio thread at SCHED_FIFO
+// `priority`, and every adopted helper goes to `priority` - 1 (SCHED_OTHER when
+// that is 0). Returns false, with the reason, where refused (helpers untouched).
+bool try_audio_thread_priority(int priority, const char** why = nullptr) noexcept;
+// [setup] The same for another process `pid` whose main thread is its audio
+// thread: the main thread to `priority`, every other thread of it that now runs
+// SCHED_FIFO (its adopted helpers) to `priority` - 1. False, with the reason,
+// where the main thread was refused; a helper that cannot be changed (it just
+// exited) is skipped.
+bool try_process_priority(pid_t pid, int priority, const char** why = nullptr) noexcept;
+// [setup] The calling thread runs SCHED_OTHER (nice unchanged), whatever the
+// thread that created it ran at.
+void leave_realtime() noexcept;
 
 // [setup] Puts thread `tid` (0: the calling thread; a process id names its main
 // thread) on CPU `cpu` alone. Returns false, with the reason, where refused.

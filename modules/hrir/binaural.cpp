@@ -14,6 +14,8 @@
 #include "modules/common/gain.hpp"
 #include "modules/hrir/binaural.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -132,6 +134,7 @@ void Binaural::setup(std::vector<SpeakerConfig> speakers, HrtfSet set, const Bin
     throw std::logic_error("binaural: the convolver refused its first filter set");
   }
   builder_ = std::thread([this] { builder_loop(); });
+  pthread_setname_np(builder_.native_handle(), "rackd-builder");
 }
 
 std::unique_ptr<FilterSet> Binaural::build(const Orientation& o) const {
@@ -161,6 +164,12 @@ std::unique_ptr<FilterSet> Binaural::build(const Orientation& o) const {
 }
 
 void Binaural::builder_loop() {
+  // Heavy work without a deadline (a filter set per head turn: allocation,
+  // FFTs, milliseconds): never real-time, whatever created this thread, so it
+  // cannot hold up the audio threads or jackd. Not SCHED_BATCH/IDLE either: on
+  // a busy machine those would let head tracking lag by seconds, and a late set
+  // only delays a swap, it never breaks a block.
+  leave_realtime();
   uint32_t done = 0;
   for (;;) {
     const uint32_t wake = wake_.load(std::memory_order_acquire);

@@ -14,6 +14,7 @@
 
 #include "shm/cycle.hpp"
 #include "shm/futex.hpp"
+#include "shm/rt.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -96,6 +97,7 @@ TailEngine::TailEngine() = default;
 
 TailEngine::~TailEngine() {
   if (thread_.joinable()) {
+    release_rt_helper(thread_.native_handle());
     stop_.store(true);
     work_seq_.fetch_add(1);
     futex_wake(work_seq_);
@@ -148,14 +150,12 @@ void TailEngine::setup(const std::vector<Level>& levels, uint32_t inputs, uint32
 
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "rackd-conv-tail");
-  // One step below the caller when the caller is real-time; else normal.
-  int policy = 0;
-  sched_param param{};
-  if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy == SCHED_FIFO &&
-      param.sched_priority > 1) {
-    param.sched_priority -= 1;
-    pthread_setschedparam(thread_.native_handle(), SCHED_FIFO, &param);
-  }
+  // Its results are due within a few blocks, so it runs real-time, one
+  // priority below the audio thread, whether that thread is real-time already
+  // or becomes so later (a module sets up before its block loop takes
+  // SCHED_FIFO, and the server may lower both afterwards; see shm/rt.hpp).
+  // Left SCHED_OTHER, the audio thread would end up doing its jobs under load.
+  adopt_rt_helper(thread_.native_handle());
 }
 
 void TailEngine::write_input(const float* const* in, uint64_t t) noexcept {

@@ -365,10 +365,20 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
   const char* why = nullptr;
   // The server may lower the priority (to stay below its device thread on a
   // shared CPU) and pick the CPU; see server/audio_cpu.hpp.
-  const uint32_t priority = h.module_priority.load(std::memory_order_acquire);
-  const int rt_priority = static_cast<int>(priority ? priority : h.rt_priority);
-  if (rt_priority > 0 && !try_realtime_priority(rt_priority, &why))
-    std::fprintf(stderr, "%s: warning: real-time priority refused (%s); running without\n", who.c_str(), why);
+  // This thread becomes the audio thread; helper threads the processor
+  // adopted in setup (shm/rt.hpp) go one priority below it. The server may
+  // store a new priority while this runs and then set it by process id: look
+  // again, so neither this thread nor a helper keeps the old one.
+  for (uint32_t priority = ~0u;;) {
+    const uint32_t now = h.module_priority.load(std::memory_order_acquire);
+    if (now == priority) break;
+    priority = now;
+    const int rt_priority = static_cast<int>(priority ? priority : h.rt_priority);
+    if (rt_priority > 0 && !try_audio_thread_priority(rt_priority, &why)) {
+      std::fprintf(stderr, "%s: warning: real-time priority refused (%s); running without\n", who.c_str(), why);
+      break;
+    }
+  }
   if (const int cpu = h.audio_cpu.load(std::memory_order_acquire); cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
     std::fprintf(stderr, "%s: warning: cannot run on CPU %d (%s)\n", who.c_str(), cpu, why);
   if (!try_lock_memory(&why))
