@@ -138,12 +138,20 @@ std::string Server::summary_json(uint64_t xruns, const std::string& extra) const
   return o.str();
 }
 
+// [setup] The build tree puts every executable in one folder (bin/); an
+// installed rackd is <prefix>/bin/rackd with the modules in
+// <prefix>/libexec/rackd (the install rules in CMakeLists.txt). One module
+// executable stands for the set.
 std::string module_directory() {
   if (const char* d = std::getenv("RACKD_MODULE_DIR"); d && *d) return d;
   std::error_code ec;
-  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return ".";
-  return exe.parent_path().string();
+  const auto here = exe.parent_path();
+  if (std::filesystem::exists(here / "rackd-passthrough", ec)) return here.string();
+  const auto installed = here.parent_path() / "libexec" / "rackd";
+  if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  return here.string();  // neither: the error names the binary's own folder
 }
 
 }  // namespace rackd::server

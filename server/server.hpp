@@ -53,7 +53,8 @@ class Server {
 };
 
 // Directory of the module executables: $RACKD_MODULE_DIR, else the directory
-// of the running rackd binary.
+// of the running rackd binary if the modules are there (the build tree), else
+// <that directory>/../libexec/rackd (installed).
 std::string module_directory();
 
 }  // namespace rackd::server
