@@ -57,6 +57,20 @@ Helpers& helpers() {
   return h;
 }
 
+// The CPUs this process may use, as it started: read before main(), before
+// the server (or anything in the process) pins a thread of it.
+const cpu_set_t g_start_cpus = [] {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
+  return set;
+}();
+
+// A helper on every CPU the process started with.
+void unpin(pthread_t thread) noexcept {
+  if (CPU_COUNT(&g_start_cpus) > 0) pthread_setaffinity_np(thread, sizeof g_start_cpus, &g_start_cpus);
+}
+
 // Below an audio thread at `audio_priority`: FIFO one lower, or an ordinary thread.
 void place_below(pthread_t thread, int audio_priority) noexcept {
   sched_param p{};
@@ -78,6 +92,7 @@ void adopt_rt_helper(pthread_t thread) noexcept {
   } catch (...) {
     return;  // out of memory: the helper stays as it is
   }
+  unpin(thread);
   if (h.audio_priority > 0) place_below(thread, h.audio_priority);
 }
 
@@ -123,6 +138,7 @@ bool try_process_priority(pid_t pid, int priority, const char** why) noexcept {
 void leave_realtime() noexcept {
   sched_param p{};
   pthread_setschedparam(pthread_self(), SCHED_OTHER, &p);
+  unpin(pthread_self());
 }
 
 bool try_pin_to_cpu(int tid, int cpu, const char** why) noexcept {

@@ -58,6 +58,11 @@ bool try_realtime_priority_of(int tid, int priority, const char** why = nullptr)
 // the audio path without a deadline (hrir's filter builder) call
 // leave_realtime() and stay SCHED_OTHER.
 
+// Helpers of both kinds run on every CPU the process started with, never only
+// on the audio CPU: a helper created after the server pinned the process's
+// main thread (a module restarted while the chain moves) would otherwise
+// inherit that one CPU and compete with the audio thread on it.
+
 // [setup] `thread` (of this process) is a real-time helper. If the audio
 // thread is already real-time the helper takes its place below it now,
 // otherwise when try_audio_thread_priority() runs. Call release_rt_helper()
@@ -74,8 +79,8 @@ bool try_audio_thread_priority(int priority, const char** why = nullptr) noexcep
 // where the main thread was refused; a helper that cannot be changed (it just
 // exited) is skipped.
 bool try_process_priority(pid_t pid, int priority, const char** why = nullptr) noexcept;
-// [setup] The calling thread runs SCHED_OTHER (nice unchanged), whatever the
-// thread that created it ran at.
+// [setup] The calling thread runs SCHED_OTHER (nice unchanged), on every CPU the
+// process started with, whatever the thread that created it ran at and on.
 void leave_realtime() noexcept;
 
 // [setup] Puts thread `tid` (0: the calling thread; a process id names its main

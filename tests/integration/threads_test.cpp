@@ -91,6 +91,16 @@ int logged(const std::string& err, const std::string& key) {
   return at == std::string::npos ? -1 : std::atoi(err.c_str() + at + key.size());
 }
 
+// The audio CPU now: where rackd pinned the chain, or where its CPU watcher
+// last moved it ("audio threads moved from CPU 0 to CPU 1: ...").
+int audio_cpu_now(const std::string& err) {
+  const std::string key = "audio threads moved from CPU ";
+  const size_t at = err.rfind(key);
+  if (at == std::string::npos) return logged(err, "modules on CPU ");
+  const size_t to = err.find(" to CPU ", at);
+  return to == std::string::npos ? -1 : std::atoi(err.c_str() + to + 8);
+}
+
 // A HeSuVi file: 14 tracks of `frames` taps, decaying noise after a peak.
 std::string write_long_hesuvi(const std::string& dir, size_t frames) {
   Audio a;
@@ -161,7 +171,7 @@ TEST(LiveThreads, EveryModuleThreadHasItsPolicyBeforeAndAfterARestart) {
   ASSERT_NE(p.err().find("playing"), std::string::npos) << p.err();
   const std::string err = p.err();
   const int fifo = logged(err, "modules at SCHED_FIFO ");
-  const int audio_cpu = logged(err, "modules on CPU ");
+  const int audio_cpu = audio_cpu_now(err);
   const int device = logged(err, "below the device thread's SCHED_FIFO ");
   std::printf("[ threads  ] device thread SCHED_FIFO %d; modules at SCHED_FIFO %d; audio CPU %d\n", device, fifo,
               audio_cpu);
@@ -178,8 +188,8 @@ TEST(LiveThreads, EveryModuleThreadHasItsPolicyBeforeAndAfterARestart) {
   for (int i = 0; i < 20000 && p.err().find("is back after") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   ASSERT_NE(p.err().find("is back after"), std::string::npos) << p.err();
-  std::printf("[ threads  ] after the hrir module's restart:\n");
-  check_module_threads(p.pid(), fifo, audio_cpu, all_cpus);
+  std::printf("[ threads  ] after the hrir module's restart (audio CPU %d):\n", audio_cpu_now(p.err()));
+  check_module_threads(p.pid(), fifo, audio_cpu_now(p.err()), all_cpus);
 
   p.signal(SIGINT);
   EXPECT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
