@@ -59,11 +59,13 @@ std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t 
 // kernel does not pull it to an idle or user-mode CPU (see docs/realtime.md).
 // Unpinned threads are caught as often, but only some of the chain at a time;
 // a pinned chain cannot leave at all. This watcher, a thread of its own at
-// SCHED_FIFO 1 on a CPU other than the audio CPU, looks every millisecond:
-// when the device has not cycled for 1.5 periods while a thread of the chain
-// (device thread or a module's block loop) is runnable on the audio CPU in two
-// looks in a row, it moves the chain (and the CPU restarted modules read) to
-// another CPU, at most every 250 ms, and logs a line.
+// SCHED_FIFO 1 on a CPU other than the audio CPU, looks every 10 ms (each
+// wake-up costs CPU that counts against rackd): when the device has not cycled
+// for 1.5 periods while a thread of the chain (device thread or a module's
+// block loop) is runnable on the audio CPU in two looks in a row (the second
+// 1 ms after the first), it moves the chain (and the CPU restarted modules
+// read) to another CPU, at most every 250 ms, and logs a line. So a stall is
+// acted on after 10-21 ms: the long ones (tens to hundreds of ms, seen here).
 class AudioCpuWatch {
  public:
   // [setup] After pin_live() put the chain on `cpu`. Does nothing when there

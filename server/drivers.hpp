@@ -1,8 +1,10 @@
-// Device drivers: the live PortAudio driver and the offline (file) driver. Each
-// owns the thread that calls Engine::run_cycle(). [setup] for the entry points.
+// Device drivers: the live driver (a PortAudio device or rackd's null device,
+// live_device.hpp) and the offline (file) driver. Each owns the thread that
+// calls Engine::run_cycle(). [setup] for the entry points.
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -12,8 +14,12 @@
 
 namespace rackd::server {
 
+// JACK's longest client name (JACK_CLIENT_NAME_SIZE less its terminating zero).
+inline constexpr std::size_t kMaxJackNameLength = 63;
+
 struct LiveOptions {
-  std::string device;                // name substring; empty: the default output device
+  std::string device;                // name substring; empty: the default output device; "null": the null device
+  std::string jack_name = "rackd";   // JACK client name where the device is on JACK; "patch": the patch's file stem
   uint32_t rate_hz = 0;              // 0: the patch's
   uint32_t block_frames = 0;         // 0: the patch's
   double duration_s = 0;             // 0: until SIGINT/SIGTERM
@@ -43,7 +49,7 @@ struct RenderOptions {
 // Set by the main thread when SIGINT/SIGTERM arrives; drivers poll it.
 extern std::atomic<bool> g_stop_requested;
 
-// `rackd devices`. Returns the exit code.
+// `rackd devices`: the null device and PortAudio's. Returns the exit code.
 int list_devices();
 // `rackd run`. Prints the JSON summary on stdout. Returns the exit code.
 int run_live(const Patch& patch, const LiveOptions& options);

@@ -24,12 +24,12 @@ namespace {
 using namespace rackd::server;
 
 constexpr const char* kUsage = R"(usage:
-  rackd run PATCH [--device NAME] [--block FRAMES] [--rate HZ] [--duration SECONDS]
+  rackd run PATCH [--device NAME|null] [--block FRAMES] [--rate HZ] [--duration SECONDS]
                   [--rt-priority N] [--audio-cpu auto|none|CPU] [--osc-port PORT] [--osc-bind ADDR]
-                  [--osc-feedback PORT]
+                  [--osc-feedback PORT] [--jack-name NAME|patch]
       Play PATCH live on a PortAudio device (default: the default output
-      device). Stops on SIGINT/SIGTERM (or after --duration) and prints one
-      JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
+      device) or on rackd's null device. Stops on SIGINT/SIGTERM (or after
+      --duration) and prints one JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
                      [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
                      [--audio-cpu auto|none|CPU] [--batch BLOCKS] [--keep-going]
@@ -41,10 +41,15 @@ constexpr const char* kUsage = R"(usage:
   rackd check PATCH
       Validate PATCH and print its graph; starts nothing.
   rackd devices
-      List PortAudio devices with host API and channel counts.
+      List PortAudio devices with host API and channel counts, and the null device.
   rackd --help | --version
 
-  --device NAME       substring of "host api: device name" (see rackd devices)
+  --device NAME       substring of "host api: device name" (see rackd devices); null: rackd's
+                      own device, no sound card or server needed: silent input, output
+                      discarded, paced by a thread at SCHED_FIFO --rt-priority + 1 that
+                      sleeps to each period boundary; xruns = its late and missed cycles
+  --jack-name NAME    run: JACK client name when the device is on JACK (default rackd;
+                      patch: the patch's file name without .toml)
   --block FRAMES      frames per cycle (default: the patch's [server] block, 128)
   --rate HZ           sample rate (default: the patch's [server] rate, 48000)
   --rt-priority N     SCHED_FIFO priority of module processes (default 5; 0: none)
@@ -180,7 +185,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (cmd == "run") {
       Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority",
-                                          "--audio-cpu", "--osc-port", "--osc-bind", "--osc-feedback"});
+                                          "--audio-cpu", "--osc-port", "--osc-bind", "--osc-feedback",
+                                          "--jack-name"});
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
       // $RACKD_OSC_PORT changes the default port (tests give each rackd a free one).
@@ -196,6 +202,11 @@ int main(int argc, char** argv) {
         if (k == "--osc-port") o.osc_port = static_cast<int>(to_number(k, v, -1, 65535));
         if (k == "--osc-bind") o.osc_bind = v;
         if (k == "--osc-feedback") o.osc_feedback = static_cast<int>(to_number(k, v, 0, 65535));
+        if (k == "--jack-name") {
+          if (v.empty() || v.size() > kMaxJackNameLength || v.find(':') != std::string::npos)
+            usage_error("--jack-name takes a JACK client name (1 to 63 characters, no ':'), not \"" + v + "\"");
+          o.jack_name = v;
+        }
       }
       return run_live(p, o);
     } else if (cmd == "render") {
