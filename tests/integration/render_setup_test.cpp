@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 constexpr const char* kPrevious = "a file the user had here before";
 
 // A SOFA file of the crash-regression corpus that the loader refuses (not HDF5).
-std::string bad_sofa() { return std::string(RACKD_SHARED_DIR) + "/sofa/bad/fail-issue-72.sofa"; }
+std::string bad_sofa() { return std::string(RACKD_SHARED_DIR) + "/sofa/bad/fail-issue-137.sofa"; }  // refused: Data.IR size does not match M*R*N
 
 // 8 channels of tone -> hrir with `sofa` -> output: the module cannot be bypassed
 // (8 in, 2 out), so its replaced output is silence.
