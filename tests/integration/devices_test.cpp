@@ -29,30 +29,6 @@ void record_figures(const std::string& json) {
               json_number(json, "cycle_us", "p50"));
 }
 
-std::string chain_patch() {
-  const std::string d = temp_dir();
-  std::ofstream(d + "/chain.toml") << R"([[module]]
-name = "src"
-type = "capture"
-source = "tone"
-
-[[module]]
-name = "p1"
-type = "passthrough"
-input = "src"
-gain_db = -6.0
-
-[[module]]
-name = "p2"
-type = "passthrough"
-input = "p1"
-
-[output]
-from = "p2"
-)";
-  return d + "/chain.toml";
-}
-
 // No JACK server in the environment: the null device needs none.
 std::vector<std::string> no_jack() { return {"JACK_DEFAULT_SERVER=rackd-test-no-such-server", "JACK_NO_START_SERVER=1"}; }
 
@@ -77,7 +53,7 @@ TEST(NullDevice, TonePlaysFiveSecondsWithoutASoundServerAndLeavesNothingBehind) 
 }
 
 TEST(NullDevice, KilledModuleIsRestartedWhileTheDeviceKeepsPlaying) {
-  Process p({bin("rackd"), "run", chain_patch(), "--device", "null", "--duration", "8", "--osc-port", "-1"},
+  Process p({bin("rackd"), "run", tone_chain_patch(), "--device", "null", "--duration", "8", "--osc-port", "-1"},
             no_jack());
   pid_t victim = -1;
   for (int i = 0; i < 3000 && victim < 0; ++i) {

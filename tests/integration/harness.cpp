@@ -359,4 +359,28 @@ bool segment_exists_for(pid_t pid) {
   return fs::exists("/dev/shm/rackd-" + std::to_string(getuid()) + "-" + std::to_string(pid));
 }
 
+std::string tone_chain_patch() {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/chain.toml") << R"([[module]]
+name = "src"
+type = "capture"
+source = "tone"
+
+[[module]]
+name = "p1"
+type = "passthrough"
+input = "src"
+gain_db = -6.0
+
+[[module]]
+name = "p2"
+type = "passthrough"
+input = "p1"
+
+[output]
+from = "p2"
+)";
+  return d + "/chain.toml";
+}
+
 }  // namespace rackd::test

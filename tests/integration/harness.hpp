@@ -111,6 +111,11 @@ class OscTraffic {
 // itself drop cycles; the exact count is a figure, not a test.)
 void expect_device_kept_playing(double cycles, double seconds);
 
+// A tone through two passthrough processes (p1 at -6 dB, then p2) to the
+// output: the chain the live tests kill modules of. Written to a fresh
+// temporary directory; returns the patch's path.
+std::string tone_chain_patch();
+
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
 

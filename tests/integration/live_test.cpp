@@ -58,28 +58,8 @@ TEST_F(LiveRun, ToneOnDummyJackPlaysTenSecondsAndLeavesNothingBehind) {
 }
 
 TEST_F(LiveRun, KilledModuleIsRestartedWhileTheDeviceKeepsPlaying) {
-  const std::string d = temp_dir();
-  std::ofstream(d + "/chain.toml") << R"([[module]]
-name = "src"
-type = "capture"
-source = "tone"
-
-[[module]]
-name = "p1"
-type = "passthrough"
-input = "src"
-gain_db = -6.0
-
-[[module]]
-name = "p2"
-type = "passthrough"
-input = "p1"
-
-[output]
-from = "p2"
-)";
   const std::string before = jack_->log();
-  Process p({bin("rackd"), "run", d + "/chain.toml", "--duration", "8"}, jack_->env());
+  Process p({bin("rackd"), "run", tone_chain_patch(), "--duration", "8"}, jack_->env());
   pid_t victim = -1;
   for (int i = 0; i < 3000 && victim < 0; ++i) {
     for (pid_t c : children(p.pid(), "rackd-passthrou")) {
