@@ -59,9 +59,7 @@ namespace {
 constexpr double kMinRateHz = 8000;
 constexpr double kMaxRateHz = 384000;
 
-std::runtime_error fail(const std::string& path, const std::string& reason) {
-  return std::runtime_error(path + ": " + reason);
-}
+using sofa_detail::fail;
 
 std::string number(double v) {
   char buf[64];

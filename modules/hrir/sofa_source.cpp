@@ -290,10 +290,6 @@ struct Found {
 
 // ---- caller side ----
 
-std::runtime_error fail(const std::string& path, const std::string& reason) {
-  return std::runtime_error(path + ": " + reason);
-}
-
 int timeout_s() {
   if (const char* s = std::getenv("RACKD_SOFA_TIMEOUT_S")) {
     const int v = std::atoi(s);

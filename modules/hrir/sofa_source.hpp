@@ -6,10 +6,16 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace rackd::hrir::sofa_detail {
+
+// "<path>: <reason>", the form every refusal of a SOFA or HeSuVi file takes.
+inline std::runtime_error fail(const std::string& path, const std::string& reason) {
+  return std::runtime_error(path + ": " + reason);
+}
 
 // A SOFA SimpleFreeFieldHRIR set as the child read it. Sizes are consistent
 // (checked on both sides of the pipe); values are not judged yet.
