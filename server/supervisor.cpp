@@ -196,9 +196,19 @@ void Supervisor::reap(uint32_t slot) {
 
 // Called with mu_ held. A module that holds a request longer than hang_after
 // (SIGSTOP, an endless loop, a deadlock) is killed; reap() restarts it.
-void Supervisor::check_hung(uint32_t slot, uint64_t now) {
+// Returns when to look again: idle_look from now while the module holds no
+// request (one it takes after this look cannot be hung before then), the
+// moment its request turns hang_after old while it holds one, and soon (10 ms)
+// while it is that old but the server has not cycled enough to call it hung.
+// Live (idle_look = hang_after = 50 ms) a healthy module costs about 20 looks
+// a second, not 100, and a hung one is still caught hang_after after its
+// request.
+uint64_t Supervisor::check_hung(uint32_t slot, uint64_t now) {
+  constexpr uint64_t kRecheckNs = 10'000'000;
+  const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
+  const uint64_t idle = std::min(limit, static_cast<uint64_t>(std::chrono::nanoseconds(policy_.idle_look).count()));
   Child& c = children_[slot];
-  if (c.pid <= 0 || c.report.state != ModuleState::kRunning || c.hang_killed) return;
+  if (c.pid <= 0 || c.report.state != ModuleState::kRunning || c.hang_killed) return idle;
   const shm::ModuleIn& in = segment_.module_in(slot);
   uint64_t since = in.busy_since_ns.load(std::memory_order_acquire);
   if (in.busy_generation.load(std::memory_order_relaxed) != in.generation.load(std::memory_order_relaxed))
@@ -209,21 +219,22 @@ void Supervisor::check_hung(uint32_t slot, uint64_t now) {
   // (At or past: a module may have run ahead in a batch that was cut short.)
   const uint32_t done = segment_.module_out(slot).done.load(std::memory_order_acquire);
   if (shm::completed(done, sent)) since = 0;
+  const uint64_t next = since == 0 ? idle : since + limit > now ? since + limit - now : kRecheckNs;
   // The server has to have kept cycling while the module did not answer. (A
   // batch asks for cycles ahead of the one the server is at: negative.)
   if (cycle_source_ &&
       shm::cycle_diff(cycle_source_->load(std::memory_order_relaxed), sent) < static_cast<int64_t>(policy_.hang_cycles))
     since = 0;
-  const uint64_t limit = static_cast<uint64_t>(std::chrono::nanoseconds(policy_.hang_after).count());
   // A running module whose readiness word no longer matches broke the
   // protocol (scribbled over its control page): it gets no more cycles, so
   // treat it like a hung one and replace the process.
   const bool broken = segment_.module_out(slot).ready_generation.load(std::memory_order_relaxed) !=
                       in.generation.load(std::memory_order_relaxed);
-  if (!broken && (since == 0 || now < since || now - since < limit)) return;
+  if (!broken && (since == 0 || now < since || now - since < limit)) return next;
   c.hang_killed = true;
   ++c.report.hangs;
   kill(c.pid, SIGKILL);
+  return idle;
 }
 
 bool Supervisor::restart(uint32_t slot, std::string& error) {
@@ -298,10 +309,11 @@ void Supervisor::thread_main() {
           spawn(i);
         }
         check_ready(i, now);
-        check_hung(i, now);
+        const uint64_t look_ns = check_hung(i, now);
         note_restart_done(segment_.module_in(i), c.died_at_ns, c.restarted, c.report.restart_ms, c.report.name);
         if (c.report.state == ModuleState::kStarting || c.restarted) timeout_ms = std::min(timeout_ms, 1);
-        if (c.report.state == ModuleState::kRunning) timeout_ms = std::min(timeout_ms, 10);
+        if (c.report.state == ModuleState::kRunning)
+          timeout_ms = std::min<int>(timeout_ms, static_cast<int>(std::max<uint64_t>((look_ns + 999'999) / 1'000'000, 1)));
         if (c.restart_pending) {
           uint64_t wait_ms = c.restart_at_ns > now ? (c.restart_at_ns - now) / 1'000'000 + 1 : 0;
           timeout_ms = std::min<int>(timeout_ms, static_cast<int>(wait_ms));

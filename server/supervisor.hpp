@@ -36,6 +36,11 @@ struct SupervisorPolicy {
   // of the whole machine, which stops the device too, is not taken for a hang).
   std::chrono::milliseconds hang_after{50};
   uint32_t hang_cycles = 0;
+  // How often a running module that holds no request is looked at (its
+  // control page checked for scribbles). At most hang_after: a request taken
+  // after a look is then still caught hang_after after it was sent. Live,
+  // every look is a wake-up that costs CPU beside the audio: hang_after.
+  std::chrono::milliseconds idle_look{10};
   // After this many failures within `window`, stop restarting (state "failed").
   std::size_t give_up_after = 5;
   std::chrono::seconds window{30};
@@ -95,7 +100,8 @@ class Supervisor {
   void spawn(uint32_t slot);
   void reap(uint32_t slot);
   void check_ready(uint32_t slot, uint64_t now);
-  void check_hung(uint32_t slot, uint64_t now);
+  // Returns how long until the module should be looked at again, in ns.
+  uint64_t check_hung(uint32_t slot, uint64_t now);
   void thread_main();
 
   shm::Segment& segment_;
