@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "tests/integration/harness.hpp"
-#include "tests/rtcount/rtcount_report.hpp"
+#include "tests/rtcount/rtcount_expect.hpp"
 
 namespace rackd::test {
 namespace {
@@ -96,24 +96,7 @@ TEST(NullDevice, ThreadKeepsTheRealtimeRulesThroughARestart) {
   kill(k.front(), SIGKILL);
   ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
   EXPECT_NE(p.out().find("\"restarts\":1"), std::string::npos) << p.out();
-  const auto procs = rtcount::read_reports(dir);
-  std::printf("%s", rtcount::summary(procs, true).c_str());
-  for (const std::string comm : {"rackd", "rackd-capture", "rackd-passthrou"}) {
-    bool seen = false;
-    for (const auto& proc : procs) {
-      if (proc.comm != comm) continue;
-      for (const auto& t : proc.threads) {
-        if (t.sections == 0) continue;
-        seen = true;
-        EXPECT_TRUE(t.syscalls_counted()) << proc.comm << ": seccomp " << t.seccomp;
-        EXPECT_EQ(t.allocs, 0u) << proc.comm << " tid " << t.tid;
-        EXPECT_EQ(t.frees, 0u) << proc.comm << " tid " << t.tid;
-        EXPECT_EQ(t.syscalls, 0u) << proc.comm << " tid " << t.tid;
-      }
-      EXPECT_EQ(proc.lost_threads, 0u);
-    }
-    EXPECT_TRUE(seen) << "no real-time report from " << comm << "\n" << rtcount::summary(procs, true);
-  }
+  rtcount::expect_clean(dir, {"rackd", "rackd-capture", "rackd-passthrou"});
 }
 
 TEST(JackClient, IsNamedRackdNotPortAudio) {

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "tests/integration/harness.hpp"
-#include "tests/rtcount/rtcount_report.hpp"
+#include "tests/rtcount/rtcount_expect.hpp"
 
 namespace rackd::test {
 namespace {
@@ -27,30 +27,6 @@ Counted counted() {
   Counted c{temp_dir() + "/rtcount"};
   std::filesystem::create_directories(c.dir);
   return c;
-}
-
-// Every process named in expect_comms (exact /proc comm, 15 characters at
-// most) ran real-time sections, and every one of them was clean.
-void expect_clean(const std::string& dir, const std::vector<std::string>& expect_comms) {
-  const auto procs = rtcount::read_reports(dir);
-  std::printf("%s", rtcount::summary(procs, true).c_str());
-  for (const auto& c : expect_comms) {
-    bool seen = false;
-    for (const auto& p : procs) {
-      if (p.comm != c || p.threads.empty()) continue;
-      for (const auto& t : p.threads) {
-        // A process killed before it finished its first section has nothing to say.
-        if (t.sections == 0) continue;
-        seen = true;
-        EXPECT_TRUE(t.syscalls_counted()) << p.comm << ": seccomp " << t.seccomp;
-        EXPECT_EQ(t.allocs, 0u) << p.comm << " tid " << t.tid;
-        EXPECT_EQ(t.frees, 0u) << p.comm << " tid " << t.tid;
-        EXPECT_EQ(t.syscalls, 0u) << p.comm << " tid " << t.tid;
-      }
-      EXPECT_EQ(p.lost_threads, 0u);
-    }
-    EXPECT_TRUE(seen) << "no real-time report from " << c << "\n" << rtcount::summary(procs, true);
-  }
 }
 
 TEST(RealtimeCounters, RenderThroughFourModulesWithARestart) {
@@ -76,7 +52,7 @@ TEST(RealtimeCounters, RenderThroughFourModulesWithARestart) {
   kill(victim, SIGKILL);
   ASSERT_EQ(p.wait(std::chrono::seconds(120)), 0) << p.err();
   EXPECT_NE(p.out().find("\"restarts\":1"), std::string::npos) << p.out();
-  expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
+  rtcount::expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
 }
 
 TEST(RealtimeCounters, LiveRunOnDummyJackWithOscTrafficAndARestart) {
@@ -102,7 +78,7 @@ TEST(RealtimeCounters, LiveRunOnDummyJackWithOscTrafficAndARestart) {
               static_cast<unsigned long long>(osc.sent()));
   EXPECT_GT(osc.sent(), 50000u);
   ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
-  expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
+  rtcount::expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
 }
 
 // The counters are not blind: a module that allocates and calls write(2) on
@@ -127,7 +103,7 @@ TEST(RealtimeCounters, CatchAnAllocationAndAWriteOnAModuleAudioThread) {
     }
   }
   EXPECT_TRUE(caught) << rtcount::summary(rtcount::read_reports(c.dir), true);
-  expect_clean(c.dir, {"rackd", "rackd-capture"});
+  rtcount::expect_clean(c.dir, {"rackd", "rackd-capture"});
 }
 
 }  // namespace
