@@ -55,23 +55,7 @@ TEST(NullDevice, TonePlaysFiveSecondsWithoutASoundServerAndLeavesNothingBehind) 
 TEST(NullDevice, KilledModuleIsRestartedWhileTheDeviceKeepsPlaying) {
   Process p({bin("rackd"), "run", tone_chain_patch(), "--device", "null", "--duration", "8", "--osc-port", "-1"},
             no_jack());
-  pid_t victim = -1;
-  for (int i = 0; i < 3000 && victim < 0; ++i) {
-    for (pid_t c : children(p.pid(), "rackd-passthrou"))
-      if (victim < 0 || c < victim) victim = c;  // p1, spawned first
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  ASSERT_GT(victim, 0);
-  std::this_thread::sleep_for(std::chrono::seconds(3));
-  ASSERT_EQ(kill(victim, SIGKILL), 0);
-  ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
-  const std::string json = p.out();
-  record_figures(json);
-  EXPECT_EQ(json_number(json, "p1", "restarts") + json_number(json, "p2", "restarts"), 1) << json;
-  expect_device_kept_playing(json_number(json, "", "cycles"), 8);
-  for (const char* m : {"src", "p1", "p2"}) EXPECT_EQ(json_string(json, m, "state"), "running") << json;
-  EXPECT_NE(p.err().find("is back after"), std::string::npos) << p.err();
-  EXPECT_FALSE(segment_exists_for(p.pid()));
+  record_figures(kill_p1_and_expect_recovery(p, 8));
 }
 
 TEST(NullDevice, DevicesListsItWithoutASoundServer) {

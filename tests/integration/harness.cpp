@@ -383,4 +383,25 @@ from = "p2"
   return d + "/chain.toml";
 }
 
+std::string kill_p1_and_expect_recovery(Process& p, double seconds) {
+  pid_t victim = -1;
+  for (int i = 0; i < 3000 && victim < 0; ++i) {
+    for (pid_t c : children(p.pid(), "rackd-passthrou"))
+      if (victim < 0 || c < victim) victim = c;  // p1, spawned first (patch order)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GT(victim, 0) << "no passthrough process";
+  if (victim <= 0) return "";
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(kill(victim, SIGKILL), 0);
+  EXPECT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
+  const std::string json = p.out();
+  EXPECT_EQ(json_number(json, "p1", "restarts") + json_number(json, "p2", "restarts"), 1) << json;
+  expect_device_kept_playing(json_number(json, "", "cycles"), seconds);
+  for (const char* m : {"src", "p1", "p2"}) EXPECT_EQ(json_string(json, m, "state"), "running") << json;
+  EXPECT_NE(p.err().find("is back after"), std::string::npos) << p.err();
+  EXPECT_FALSE(segment_exists_for(p.pid()));
+  return json;
+}
+
 }  // namespace rackd::test

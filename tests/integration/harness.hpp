@@ -115,6 +115,11 @@ void expect_device_kept_playing(double cycles, double seconds);
 // output: the chain the live tests kill modules of. Written to a fresh
 // temporary directory; returns the patch's path.
 std::string tone_chain_patch();
+// For `rackd run` of tone_chain_patch() in `p`, for `seconds`: SIGKILLs p1
+// 3 s in, waits for rackd to exit 0, and checks that exactly one module
+// restarted, the device kept playing, every module runs again, the restart
+// was logged and no segment is left. Returns the exit JSON.
+std::string kill_p1_and_expect_recovery(Process& p, double seconds);
 
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
