@@ -3,14 +3,14 @@
 
 namespace rackd::control {
 
-int find_module(const server::Patch& patch, std::string_view name) {
+int find_module(const graph::Patch& patch, std::string_view name) {
   for (std::size_t i = 0; i < patch.modules.size(); ++i) {
     if (patch.modules[i].name == name) return static_cast<int>(i);
   }
   return -1;
 }
 
-bool resolve_param(const server::Patch& patch, std::string_view address, ParamRef& out, std::string& why) {
+bool resolve_param(const graph::Patch& patch, std::string_view address, ParamRef& out, std::string& why) {
   if (address.size() < 2 || address[0] != '/') {
     why = "address must start with '/'";
     return false;
@@ -44,7 +44,7 @@ bool resolve_param(const server::Patch& patch, std::string_view address, ParamRe
   return true;
 }
 
-std::string param_address(const server::Patch& patch, const ParamRef& ref) {
+std::string param_address(const graph::Patch& patch, const ParamRef& ref) {
   return "/" + patch.modules[ref.module].name + "/" + ref.spec->name;
 }
 

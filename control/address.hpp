@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 namespace rackd::control {
 
@@ -18,13 +18,13 @@ struct ParamRef {
 };
 
 // [any] Index of the module called `name`, or -1.
-int find_module(const server::Patch& patch, std::string_view name);
+int find_module(const graph::Patch& patch, std::string_view name);
 
 // [any] Resolves `address`. False with a reason ("unknown module \"x\"",
 // "module \"eq\" has no parameter \"foo\" (parameters: ...)") otherwise.
-bool resolve_param(const server::Patch& patch, std::string_view address, ParamRef& out, std::string& why);
+bool resolve_param(const graph::Patch& patch, std::string_view address, ParamRef& out, std::string& why);
 
 // [any] "/<module>/<param>" of a reference.
-std::string param_address(const server::Patch& patch, const ParamRef& ref);
+std::string param_address(const graph::Patch& patch, const ParamRef& ref);
 
 }  // namespace rackd::control

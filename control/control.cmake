@@ -13,7 +13,7 @@ add_library(rackd_control STATIC
   ${CMAKE_CURRENT_LIST_DIR}/control_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/events.cpp)
 target_include_directories(rackd_control PUBLIC ${PROJECT_SOURCE_DIR})
-target_link_libraries(rackd_control PUBLIC rackd_server rackd_shm rackd_registry PkgConfig::TOMLPP
+target_link_libraries(rackd_control PUBLIC rackd_graph rackd_shm rackd_registry PkgConfig::TOMLPP
                       PkgConfig::LIBLO Threads::Threads)
 
 # rackctl: one self-contained file, liblo only.
@@ -31,7 +31,7 @@ if(RACKD_FUZZ)
   target_compile_options(fuzz_dispatch PRIVATE -fsanitize=fuzzer,address,undefined -g -O1)
   target_link_options(fuzz_dispatch PRIVATE -fsanitize=fuzzer,address,undefined)
   target_include_directories(fuzz_dispatch PRIVATE ${PROJECT_SOURCE_DIR})
-  target_link_libraries(fuzz_dispatch PRIVATE rackd_server PkgConfig::LIBLO PkgConfig::TOMLPP)
+  target_link_libraries(fuzz_dispatch PRIVATE rackd_graph PkgConfig::LIBLO PkgConfig::TOMLPP)
   add_test(NAME fuzz_dispatch COMMAND fuzz_dispatch -max_total_time=60 -max_len=2048)
   set_tests_properties(fuzz_dispatch PROPERTIES LABELS fuzz TIMEOUT 120)
 endif()

@@ -28,7 +28,7 @@ uint64_t mono_ms() {
 
 }  // namespace
 
-ControlServer::ControlServer(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks,
+ControlServer::ControlServer(shm::Segment& segment, const graph::Patch& patch, ServerHooks hooks,
                              ControlOptions options)
     : options_(std::move(options)),
       dispatcher_(segment, patch, std::move(hooks), load_osc_map(patch),

@@ -33,9 +33,9 @@ struct ControlOptions {
 
 class ControlServer {
  public:
-  // [setup] Reads [osc.map] from patch.path (throws server::PatchError with
+  // [setup] Reads [osc.map] from patch.path (throws graph::PatchError with
   // "file:line: reason"). `segment` and `patch` must outlive this object.
-  ControlServer(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks, ControlOptions options);
+  ControlServer(shm::Segment& segment, const graph::Patch& patch, ServerHooks hooks, ControlOptions options);
   ~ControlServer();  // stop()
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

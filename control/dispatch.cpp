@@ -32,7 +32,7 @@ bool switch_arg(const OscArg& a, bool& on, std::string& why) {
 
 }  // namespace
 
-Dispatcher::Dispatcher(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks, OscMap map,
+Dispatcher::Dispatcher(shm::Segment& segment, const graph::Patch& patch, ServerHooks hooks, OscMap map,
                        SendFn send, uint16_t feedback_port)
     : segment_(segment),
       patch_(patch),
@@ -227,8 +227,8 @@ void Dispatcher::bypass(const OscMessage& m, const Peer& from) {
   std::string why;
   if (!switch_arg(m.args[1], on, why)) return error(from, m.address, why);
   shm::ModuleIn& in = segment_.module_in(slot);
-  const server::PatchModule& pm = patch_.modules[slot];
-  if (on && !(pm.spec && pm.spec->bypassable && pm.in_channels == pm.out_channels && pm.input != -1))
+  const graph::PatchModule& pm = patch_.modules[slot];
+  if (on && !(pm.spec && pm.spec->bypassable && pm.in_channels == pm.out_channels && pm.has_input()))
     return error(from, m.address, "module \"" + pm.name + "\" cannot be bypassed (type \"" + pm.type +
                                       "\" is not bypassable, or it has no input with matching channels)");
   if (hooks_.bypass) {

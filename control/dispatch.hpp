@@ -39,7 +39,7 @@
 #include "control/osc_arg.hpp"
 #include "control/osc_map.hpp"
 #include "control/param_writer.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 #include "shm/segment.hpp"
 
 namespace rackd::control {
@@ -70,7 +70,7 @@ class Dispatcher {
   // `feedback_port`: 0 sends controller feedback back to the controller's own
   // address and port; otherwise to its address at this port (127.0.0.1 until
   // a controller has sent something).
-  Dispatcher(shm::Segment& segment, const server::Patch& patch, ServerHooks hooks, OscMap map, SendFn send,
+  Dispatcher(shm::Segment& segment, const graph::Patch& patch, ServerHooks hooks, OscMap map, SendFn send,
              uint16_t feedback_port = 0);
 
   // [control] Handles one decoded message from `from`.
@@ -106,7 +106,7 @@ class Dispatcher {
   void send_all(const OscMessage& m);
 
   shm::Segment& segment_;
-  const server::Patch& patch_;
+  const graph::Patch& patch_;
   ServerHooks hooks_;
   OscMap map_;
   SendFn send_;

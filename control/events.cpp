@@ -37,7 +37,7 @@ OscArg infer(const std::string& tok) {
 
 }  // namespace
 
-std::vector<Event> parse_events(const std::string& text, const std::string& path, const server::Patch& patch) {
+std::vector<Event> parse_events(const std::string& text, const std::string& path, const graph::Patch& patch) {
   std::vector<Event> events;
   std::istringstream in(text);
   std::string raw;
@@ -73,7 +73,7 @@ std::vector<Event> parse_events(const std::string& text, const std::string& path
   return events;
 }
 
-std::vector<Event> load_events(const std::string& path, const server::Patch& patch) {
+std::vector<Event> load_events(const std::string& path, const graph::Patch& patch) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw std::runtime_error(path + ": cannot read the events file");
   std::ostringstream ss;

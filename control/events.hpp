@@ -24,7 +24,7 @@
 
 #include "control/address.hpp"
 #include "control/param_writer.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 #include "shm/segment.hpp"
 
 namespace rackd::control {
@@ -39,9 +39,9 @@ struct Event {
 
 // [setup] Parses `text` (the content of `path`, which is used in messages).
 // Throws std::runtime_error("path:line: reason"). Sorted by time, stable.
-std::vector<Event> parse_events(const std::string& text, const std::string& path, const server::Patch& patch);
+std::vector<Event> parse_events(const std::string& text, const std::string& path, const graph::Patch& patch);
 // [setup] Reads and parses `path`.
-std::vector<Event> load_events(const std::string& path, const server::Patch& patch);
+std::vector<Event> load_events(const std::string& path, const graph::Patch& patch);
 
 class EventPlayer {
  public:

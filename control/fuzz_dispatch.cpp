@@ -6,7 +6,7 @@
 //
 //   clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 //     control/fuzz_dispatch.cpp control/{param_writer,osc_packet,address,osc_map,dispatch}.cpp \
-//     server/patch.cpp server/patch_graph.cpp modules/registry/registry.cpp \
+//     graph/patch.cpp graph/patch_graph.cpp modules/registry/registry.cpp \
 //     shm/segment.cpp shm/futex.cpp shm/rt.cpp $(pkg-config --cflags --libs tomlplusplus) \
 //     -llo -lrt -o /tmp/fuzz_dispatch
 //   /tmp/fuzz_dispatch -max_total_time=60 -max_len=2048

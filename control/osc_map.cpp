@@ -14,7 +14,7 @@ namespace rackd::control {
 namespace {
 
 [[noreturn]] void fail(const std::string& path, uint32_t line, const std::string& reason) {
-  throw server::PatchError::at(path, line ? line : 1, reason);
+  throw graph::PatchError::at(path, line ? line : 1, reason);
 }
 
 bool valid_from(std::string_view s) {
@@ -31,7 +31,7 @@ const OscMapping* OscMap::find(std::string_view from) const {
   return nullptr;
 }
 
-OscMap parse_osc_map(const std::string& text, const std::string& path, const server::Patch& patch) {
+OscMap parse_osc_map(const std::string& text, const std::string& path, const graph::Patch& patch) {
   OscMap map;
   toml::table root;
   try {
@@ -104,10 +104,10 @@ OscMap parse_osc_map(const std::string& text, const std::string& path, const ser
   return map;
 }
 
-OscMap load_osc_map(const server::Patch& patch) {
+OscMap load_osc_map(const graph::Patch& patch) {
   if (patch.path.empty()) return {};
   std::ifstream f(patch.path, std::ios::binary);
-  if (!f) throw server::PatchError(patch.path + ":1: cannot read the patch file for [osc.map]");
+  if (!f) throw graph::PatchError(patch.path + ":1: cannot read the patch file for [osc.map]");
   std::ostringstream ss;
   ss << f.rdbuf();
   return parse_osc_map(ss.str(), patch.path, patch);

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "control/address.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 namespace rackd::control {
 
@@ -37,12 +37,12 @@ struct OscMap {
 };
 
 // [setup] Parses the [osc.map] of `text` (the patch file's content) against
-// `patch`. Throws server::PatchError("path:line: reason"). A patch without
+// `patch`. Throws graph::PatchError("path:line: reason"). A patch without
 // [osc] gives an empty map.
-OscMap parse_osc_map(const std::string& text, const std::string& path, const server::Patch& patch);
+OscMap parse_osc_map(const std::string& text, const std::string& path, const graph::Patch& patch);
 
 // [setup] Reads patch.path and parses it; an empty path gives an empty map.
-OscMap load_osc_map(const server::Patch& patch);
+OscMap load_osc_map(const graph::Patch& patch);
 
 // [any] Controller value (clamped to [0, 1]) -> parameter value.
 double map_to_param(const OscMapping& m, double x);

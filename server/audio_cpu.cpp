@@ -39,8 +39,9 @@ bool serial_graph(const Patch& patch) {
   std::vector<int> consumers(patch.modules.size(), 0);
   int roots = 0;
   for (const PatchModule& m : patch.modules) {
-    if (m.input >= 0) {
-      if (++consumers[static_cast<std::size_t>(m.input)] > 1) return false;
+    if (m.inputs.size() > 1) return false;
+    if (!m.inputs.empty() && m.inputs[0].from >= 0) {
+      if (++consumers[static_cast<std::size_t>(m.inputs[0].from)] > 1) return false;
     } else if (++roots > 1) {
       return false;
     }

@@ -23,9 +23,16 @@
 #include <thread>
 #include <vector>
 
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 namespace rackd::server {
+
+// The graph library's names, as the server uses them.
+using graph::kDeviceInput;
+using graph::Patch;
+using graph::PatchError;
+using graph::PatchInput;
+using graph::PatchModule;
 
 struct AudioCpuOption {
   enum class Mode { kAuto, kNone, kCpu } mode = Mode::kAuto;

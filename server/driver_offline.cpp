@@ -34,7 +34,7 @@ constexpr std::chrono::seconds kSetupTimeout{10};
 
 // What replaces a module's blocks while it is not running (engine.hpp).
 const char* replacement_of(const PatchModule& m) {
-  return m.spec->bypassable && m.in_channels == m.out_channels && m.input != -1 ? "its input passed through"
+  return m.spec->bypassable && m.in_channels == m.out_channels && m.has_input() ? "its input passed through"
                                                                                 : "silence";
 }
 

@@ -9,10 +9,17 @@
 #include <string>
 
 #include "server/audio_cpu.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 #include "shm/layout.hpp"
 
 namespace rackd::server {
+
+// The graph library's names, as the server uses them.
+using graph::kDeviceInput;
+using graph::Patch;
+using graph::PatchError;
+using graph::PatchInput;
+using graph::PatchModule;
 
 // JACK's longest client name (JACK_CLIENT_NAME_SIZE less its terminating zero).
 inline constexpr std::size_t kMaxJackNameLength = 63;

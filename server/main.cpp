@@ -13,7 +13,7 @@
 
 #include "server/audio_cpu.hpp"
 #include "server/drivers.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 namespace rackd::server {
 std::atomic<bool> g_stop_requested{false};
@@ -22,6 +22,7 @@ std::atomic<bool> g_stop_requested{false};
 namespace {
 
 using namespace rackd::server;
+using rackd::graph::load_patch;
 
 constexpr const char* kUsage = R"(usage:
   rackd run PATCH [--device NAME|null] [--block FRAMES] [--rate HZ] [--duration SECONDS]
@@ -139,7 +140,17 @@ void print_graph(const Patch& p) {
   std::printf("%s: %u Hz, block %u, %u in, %u out\n", p.path.c_str(), p.rate_hz, p.block_frames, p.input_channels,
               p.output_channels);
   for (const auto& m : p.modules) {
-    std::string from = m.input == kDeviceInput ? "device" : m.input >= 0 ? p.modules[m.input].name : "-";
+    std::string from;
+    for (const PatchInput& in : m.inputs) {
+      if (!from.empty()) from += ",";
+      from += in.from == kDeviceInput ? "device" : p.modules[static_cast<std::size_t>(in.from)].name;
+      if (in.gain_db != 0.0) {
+        char g[32];
+        std::snprintf(g, sizeof g, "(%+.1fdB)", in.gain_db);
+        from += g;
+      }
+    }
+    if (from.empty()) from = "-";
     std::printf("  %-16s %-12s in %-12s %2u -> %2u ch\n", m.name.c_str(), m.type.c_str(), from.c_str(), m.in_channels,
                 m.out_channels);
   }

@@ -16,6 +16,11 @@ void Engine::run_cycles(const float* const* in, float* const* out, uint32_t bloc
   const uint32_t frames = config_.block_frames;
   const uint32_t in_ch = std::min(config_.input_channels, shm::kMaxChannels);
   const uint32_t out_ch = std::min(config_.output_channels, shm::kMaxChannels);
+  if (Schedule* next = pending_.load(std::memory_order_acquire)) {
+    adopt(*next);
+    pending_.store(nullptr, std::memory_order_release);
+    plan_inputs();
+  }
   if (blocks > 1 && batchable(blocks)) start_batch(in, blocks);
   const float* ins[shm::kMaxChannels];
   float* outs[shm::kMaxChannels];
@@ -24,6 +29,131 @@ void Engine::run_cycles(const float* const* in, float* const* out, uint32_t bloc
     for (uint32_t c = 0; c < in_ch; ++c) ins[c] = in && in[c] ? in[c] + at : nullptr;
     for (uint32_t c = 0; c < out_ch; ++c) outs[c] = out[c] + at;
     run_pass(ins, outs);
+  }
+}
+
+// A schedule handed over by the control thread becomes the graph. Steps that
+// join start from a clean slot; their inputs take their gains at once.
+void Engine::adopt(const Schedule& s) noexcept {
+  const uint64_t t0 = shm::now_ns();
+  for (Node& n : nodes_) n.scheduled = false;
+  for (uint32_t k = 0; k < s.count; ++k) {
+    const Step& st = s.steps[k];
+    if (st.slot >= nodes_.size()) continue;
+    Node& n = nodes_[st.slot];
+    n.scheduled = true;
+    n.step = &st;
+    n.in_channels = st.in_channels;
+    n.out_channels = st.out_channels;
+    n.bypassable = st.bypassable;
+    n.deadline_offset_ns = st.deadline_offset_ns;
+    if (!st.fresh) continue;
+    n.generation = 0;
+    n.sent_valid = false;
+    n.replacing = false;
+    n.spare_zero = false;
+    n.have_last_good = false;
+    n.first_good_pending = true;
+    n.dc = 0.0f;
+    n.upstream_told = shm::kNoSlot;
+    n.followers_told = 0;
+    n.must_wake = true;
+    n.ref = {};
+    float* row = gain_[st.slot];
+    for (uint32_t j = 0; j <= shm::kMaxModules; ++j) row[j] = 0.0f;
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      if (st.inputs[j].from <= shm::kMaxModules) row[st.inputs[j].from] = st.inputs[j].gain;
+    }
+  }
+  active_ = &s;
+  gain_step_ = std::min(1.0f, static_cast<float>(config_.block_frames) / static_cast<float>(std::max(1u, s.fade_frames)));
+  adopted_.store(s.id, std::memory_order_release);
+  last_swap_ns_.store(static_cast<uint32_t>(std::min<uint64_t>(shm::now_ns() - t0, UINT32_MAX)),
+                      std::memory_order_relaxed);
+}
+
+namespace {
+
+// [rt] `g` moved toward `target` by a full swing of `step` (scaled for gains
+// above unity), landing on the target exactly.
+float approach(float g, float target, float step) noexcept RACKD_RT {
+  const float d = step * std::max(1.0f, std::max(std::fabs(g), std::fabs(target)));
+  if (g < target) return std::min(g + d, target);
+  if (g > target) return std::max(g - d, target);
+  return g;
+}
+
+}  // namespace
+
+// This cycle's gains and the way each module takes its input: straight from
+// one source's block, or summed by the server. Tells modules the upstream
+// they may follow and how many follow them when that changes.
+void Engine::plan_inputs() noexcept {
+  const Schedule& s = *active_;
+  bool ramping = false;
+  uint32_t followers[shm::kMaxModules] = {};
+  for (uint32_t k = 0; k < s.count; ++k) {
+    Node& n = node_at(k);
+    const Step& st = s.steps[k];
+    n.input = -1;
+    n.summed = false;
+    bool unity = true;
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      const Edge& e = st.inputs[j];
+      const float g0 = e.from <= shm::kMaxModules ? gain_[st.slot][e.from] : 0.0f;
+      const float g1 = approach(g0, e.gain, gain_step_);
+      n.g0[j] = g0;
+      n.g1[j] = g1;
+      ramping = ramping || g0 != g1;
+      unity = unity && g0 == 1.0f && g1 == 1.0f;
+    }
+    if (st.input_count == 1 && unity) {
+      const uint32_t from = st.inputs[0].from;
+      n.input = from == kDeviceSource ? kDeviceInput : static_cast<int>(from);
+      if (n.input >= 0 && !nodes_[from].scheduled) n.input = -1;  // never: sources leave after their edges
+    } else if (st.input_count > 0) {
+      n.summed = true;
+    }
+    const uint32_t up = n.input >= 0 ? static_cast<uint32_t>(n.input) : shm::kNoSlot;
+    if (up != n.upstream_told) {
+      n.in->upstream.store(up, std::memory_order_relaxed);
+      n.upstream_told = up;
+      n.must_wake = true;
+    }
+    if (n.input >= 0) ++followers[n.input];
+  }
+  for (uint32_t k = 0; k < s.count; ++k) {
+    Node& n = node_at(k);
+    if (followers[n.slot] != n.followers_told) {
+      n.in->followers.store(followers[n.slot], std::memory_order_relaxed);
+      n.followers_told = followers[n.slot];
+    }
+  }
+  for (uint32_t j = 0; j < s.output_count; ++j) {
+    const uint32_t from = s.outputs[j].from;
+    out_g0_[j] = from < shm::kMaxModules ? gain_[kOutputRow][from] : 0.0f;
+    out_g1_[j] = approach(out_g0_[j], s.outputs[j].gain, gain_step_);
+    ramping = ramping || out_g0_[j] != out_g1_[j];
+  }
+  ramping_ = ramping;
+}
+
+// The end of a block: every gain is where this block left it.
+void Engine::commit_gains() noexcept {
+  const Schedule& s = *active_;
+  if (ramping_) {
+    for (uint32_t k = 0; k < s.count; ++k) {
+      const Step& st = s.steps[k];
+      const Node& n = nodes_[st.slot];
+      for (uint32_t j = 0; j < st.input_count; ++j) {
+        if (st.inputs[j].from <= shm::kMaxModules) gain_[st.slot][st.inputs[j].from] = n.g1[j];
+      }
+    }
+    for (uint32_t j = 0; j < s.output_count; ++j) {
+      if (s.outputs[j].from < shm::kMaxModules) gain_[kOutputRow][s.outputs[j].from] = out_g1_[j];
+    }
+  } else if (settled_.load(std::memory_order_relaxed) != s.id) {
+    settled_.store(s.id, std::memory_order_release);
   }
 }
 
@@ -46,8 +176,10 @@ void Engine::put_device_input(uint32_t cycle, const float* const* in, std::size_
 bool Engine::batchable(uint32_t blocks) noexcept {
   if (!config_.offline || blocks > shm::kMaxBatch) return false;
   if (cycle_ > UINT32_MAX - blocks) return false;  // cycle numbers skip 0 when they wrap
-  for (Node& n : nodes_) {
-    if (n.replacing || verdict(n) != Verdict::kSend) return false;
+  if (ramping_) return false;                      // gains move block by block
+  for (uint32_t k = 0; k < active_->count; ++k) {
+    Node& n = node_at(k);
+    if (n.summed || n.replacing || verdict(n) != Verdict::kSend) return false;
   }
   return true;
 }
@@ -60,12 +192,16 @@ void Engine::start_batch(const float* const* in, uint32_t blocks) noexcept {
   const uint32_t last = first + blocks - 1;
   for (uint32_t b = 0; b < blocks; ++b) put_device_input(first + b, in, std::size_t{b} * config_.block_frames);
   const uint64_t now = shm::now_ns();
-  for (Node& n : nodes_) {
+  for (uint32_t k = 0; k < active_->count; ++k) {
+    Node& n = node_at(k);
     arm(n, batch_input(n, first), n.input >= 0 ? n.input : -1, last, blocks);
     stamp_busy(n, now);
   }
-  for (Node& n : nodes_) {
-    if (n.input < 0) shm::futex_wake(n.in->arm, 1);  // followers start on their upstream's completion
+  for (uint32_t k = 0; k < active_->count; ++k) {
+    Node& n = node_at(k);
+    // Followers start on their upstream's completion, unless it just changed.
+    if (n.input < 0 || n.must_wake) shm::futex_wake(n.in->arm, 1);
+    n.must_wake = false;
   }
   batch_ = true;
   batch_first_ = first;
@@ -78,7 +214,8 @@ void Engine::start_batch(const float* const* in, uint32_t blocks) noexcept {
 void Engine::cut_batch(uint32_t cycle) noexcept {
   if (!batch_) return;
   batch_ = false;
-  for (Node& n : nodes_) {
+  for (uint32_t k = 0; k < active_->count; ++k) {
+    Node& n = node_at(k);
     arm(n, batch_input(n, batch_first_), n.input >= 0 ? n.input : -1, cycle, cycle - batch_first_ + 1);
     shm::futex_wake(n.in->arm, 1);
   }
@@ -110,25 +247,40 @@ void Engine::run_pass(const float* const* in, float* const* out) noexcept {
   // A batch has put the device input on bus 0 already.
   if (!completed(input_through_ + 1, cycle)) put_device_input(cycle, in, 0);
 
-  for (Node& n : nodes_) {
+  if (!batch_) {
+    // A schedule handed over between the blocks of a run_cycles() call.
+    if (Schedule* next = pending_.load(std::memory_order_acquire)) {
+      adopt(*next);
+      pending_.store(nullptr, std::memory_order_release);
+      plan_inputs();
+    }
+  }
+  const uint32_t count = active_->count;
+  for (uint32_t k = 0; k < count; ++k) {
+    Node& n = node_at(k);
     n.launched = n.resolved = n.waiting = false;
     n.follow = -1;
   }
   if (batch_) {
-    for (Node& n : nodes_) {
+    for (uint32_t k = 0; k < count; ++k) {
+      Node& n = node_at(k);
       n.launched = n.waiting = true;
       n.follow = n.input >= 0 ? n.input : -1;
       n.deadline_ns = n.follow >= 0 ? ~0ull : start + config_.offline_timeout_ns;
     }
   }
-  std::size_t unresolved = nodes_.size();
+  std::size_t unresolved = count;
   while (unresolved > 0) {
     bool progress = false;
-    // Topological order and one input per module: a forward pass launches
-    // every module whose input has been resolved.
-    for (Node& n : nodes_) {
+    // Topological order: a forward pass launches every module whose inputs
+    // have been resolved.
+    for (uint32_t k = 0; k < count; ++k) {
+      Node& n = node_at(k);
       if (n.launched) continue;
-      if (n.input >= 0 && !nodes_[static_cast<std::size_t>(n.input)].resolved) {
+      if (n.summed) {
+        if (!inputs_resolved(n)) continue;
+        sum_inputs(n);
+      } else if (n.input >= 0 && !nodes_[static_cast<std::size_t>(n.input)].resolved) {
         // The input is still being computed. A module that will take it
         // as it comes is armed to start on its own when its upstream
         // completes; anything else (a replacement needs the input's final
@@ -146,13 +298,15 @@ void Engine::run_pass(const float* const* in, float* const* out) noexcept {
     }
     // Woken only now that the pass has armed every follower: a module that
     // completes at once cannot overtake the arming of the one it feeds.
-    for (Node& n : nodes_) {
+    for (uint32_t k = 0; k < count; ++k) {
+      Node& n = node_at(k);
       if (!n.wake_pending) continue;
       n.wake_pending = false;
       shm::futex_wake(n.in->arm, 1);
     }
     const uint64_t now = shm::now_ns();
-    for (Node& n : nodes_) {
+    for (uint32_t k = 0; k < count; ++k) {
+      Node& n = node_at(k);
       if (n.waiting && poll(n, cycle, now)) {
         --unresolved;
         progress = true;
@@ -162,6 +316,8 @@ void Engine::run_pass(const float* const* in, float* const* out) noexcept {
   }
 
   mix(out);
+  commit_gains();
+  if (!batch_ || cycle == batch_last_) plan_inputs();  // the next block's gains (in a batch they stay)
   for (auto& r : rings_) r.release(cycle);
   if (batch_ && cycle == batch_last_) batch_ = false;
   cycle_ = cycle + 1 == 0 ? 1 : cycle + 1;
@@ -176,6 +332,7 @@ bool Engine::usable(const Node& n, uint32_t& generation) const noexcept {
 }
 
 BlockRef Engine::input_ref(const Node& n) const noexcept {
+  if (n.summed) return {n.out_bus, rings_[n.out_bus].mix_slot()};
   if (n.input == kDeviceInput) return {shm::kDeviceBus, rings_[0].slot_of(current_)};
   if (n.input < 0) return {};
   return nodes_[static_cast<std::size_t>(n.input)].ref;
@@ -233,8 +390,9 @@ void Engine::send(Node& n, BlockRef input, int follow, uint32_t cycle, uint64_t 
   // end of the pass. Should the upstream have completed already (seq_cst with
   // the follower's read of `done` before it sleeps: either it sees the new arm
   // word or this load sees the completion), it is woken here.
-  if (follow < 0 || follow != n.input) {
+  if (follow < 0 || follow != n.input || n.must_wake) {
     n.wake_pending = true;
+    n.must_wake = false;
   } else if (completed(nodes_[static_cast<std::size_t>(follow)].out->done.load(std::memory_order_seq_cst), cycle)) {
     shm::futex_wake(n.in->arm, 1);
   }
@@ -268,8 +426,9 @@ void Engine::arm(Node& n, BlockRef input, int follow, uint32_t last, uint32_t co
 // all (it came just after the deadline) has taken the real block; either way
 // its input is a checked, finite block.
 void Engine::rearm_followers(const Node& u) noexcept {
-  const int index = static_cast<int>(&u - nodes_.data());
-  for (Node& f : nodes_) {
+  const int index = static_cast<int>(u.slot);
+  for (uint32_t k = 0; k < active_->count; ++k) {
+    Node& f = node_at(k);
     if (!f.waiting || f.follow != index) continue;
     arm(f, input_ref(f), -1, current_, 1);  // the same cycle, its input now final
     shm::futex_wake(f.in->arm, 1);
@@ -424,21 +583,24 @@ void Engine::wait_for_progress() noexcept {
   uint64_t deadline = ~0ull;
   // A module that hands its block to a waiting follower need not wake the
   // server: the follower's completion (or the earliest deadline) will.
-  for (Node& n : nodes_) n.followed = false;
-  for (const Node& f : nodes_) {
+  const uint32_t count = active_->count;
+  for (uint32_t k = 0; k < count; ++k) node_at(k).followed = false;
+  for (uint32_t k = 0; k < count; ++k) {
+    const Node& f = node_at(k);
     if (f.waiting && f.follow >= 0) nodes_[static_cast<std::size_t>(f.follow)].followed = true;
   }
   // In a batch nothing needs the server before a module has run all of it,
   // unless one has died already (its poke may have come before the read above):
   // the modules it feeds wait for it, and the server has to replace it first.
   bool all_alive = batch_;
-  for (const Node& n : nodes_) {
-    if (!all_alive) break;
+  for (uint32_t k = 0; k < count && all_alive; ++k) {
+    const Node& n = node_at(k);
     uint32_t generation = 0;
     all_alive = usable(n, generation) && generation == n.generation;
   }
   const uint32_t want = (all_alive ? batch_last_ : current_) + 1;
-  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+  for (uint32_t k = 0; k < count; ++k) {
+    const uint32_t i = active_->steps[k].slot;
     Node& n = nodes_[i];
     if (!n.waiting) continue;
     if (n.deadline_ns < deadline) deadline = n.deadline_ns;
@@ -460,30 +622,96 @@ void Engine::wait_for_progress() noexcept {
   for (uint32_t i : waiting_) nodes_[i].in->server_waiting.store(0, std::memory_order_relaxed);
 }
 
+bool Engine::inputs_resolved(const Node& n) const noexcept {
+  const Step& st = *n.step;
+  for (uint32_t j = 0; j < st.input_count; ++j) {
+    const uint32_t from = st.inputs[j].from;
+    if (from < shm::kMaxModules && nodes_[from].scheduled && !nodes_[from].resolved) return false;
+  }
+  return true;
+}
+
+// Block of source `from` for this cycle (nullptr: none) and its channel count.
+const float* Engine::source_block(uint32_t from, uint32_t& channels) const noexcept {
+  if (from == kDeviceSource) {
+    channels = config_.input_channels;
+    return channels ? rings_[0].block(current_) : nullptr;
+  }
+  if (from >= shm::kMaxModules || !nodes_[from].scheduled) return nullptr;
+  const Node& u = nodes_[from];
+  if (u.ref.bus >= rings_.size()) return nullptr;
+  channels = u.out_channels;
+  return rings_[u.ref.bus].slot_data(u.ref.slot);
+}
+
+// n's sources, each at its gain (ramped over the block when it moves), into
+// n's mix slot. Channel c of the input is channel c of every source; a source
+// with fewer channels adds nothing to the rest.
+void Engine::sum_inputs(Node& n) noexcept {
+  const Step& st = *n.step;
+  const shm::RingView& r = rings_[n.out_bus];
+  float* dst = r.slot_data(r.mix_slot());
+  const uint32_t frames = config_.block_frames;
+  const float ramp = 1.0f / static_cast<float>(frames);
+  for (uint32_t c = 0; c < n.in_channels; ++c) {
+    float* y = dst + std::size_t{c} * frames;
+    bool written = false;
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      const float g0 = n.g0[j], g1 = n.g1[j];
+      if (g0 == 0.0f && g1 == 0.0f) continue;
+      uint32_t channels = 0;
+      const float* block = source_block(st.inputs[j].from, channels);
+      if (!block || c >= channels) continue;
+      const float* x = block + std::size_t{c} * frames;
+      const float dg = (g1 - g0) * ramp;
+      if (!written) {
+        if (g0 == 1.0f && g1 == 1.0f) std::memcpy(y, x, frames * sizeof(float));
+        else for (uint32_t i = 0; i < frames; ++i) y[i] = x[i] * (g0 + dg * static_cast<float>(i + 1));
+      } else if (g0 == 1.0f && g1 == 1.0f) {
+        for (uint32_t i = 0; i < frames; ++i) y[i] += x[i];
+      } else {
+        for (uint32_t i = 0; i < frames; ++i) y[i] += x[i] * (g0 + dg * static_cast<float>(i + 1));
+      }
+      written = true;
+    }
+    if (!written) std::memset(y, 0, frames * sizeof(float));
+  }
+}
+
 void Engine::mix(float* const* out) noexcept {
   const uint32_t frames = config_.block_frames;
   const uint32_t out_ch = config_.output_channels;
-  // The first contribution to a channel is copied, later ones added: a single
-  // sink reaches the device bit-exact (even -0.0).
+  const float ramp = 1.0f / static_cast<float>(frames);
+  // The first contribution to a channel at unity is copied, later ones added:
+  // a single sink reaches the device bit-exact (even -0.0).
   bool written[shm::kMaxChannels] = {};
-  for (int s : patch_.outputs) {
-    const Node& n = nodes_[static_cast<std::size_t>(s)];
-    if (n.ref.bus >= rings_.size()) continue;
-    const shm::RingView& r = rings_[n.ref.bus];
-    const float* block = r.slot_data(n.ref.slot);
-    const uint32_t bus_ch = r.geometry().channels;
+  const Schedule& s = *active_;
+  for (uint32_t j = 0; j < s.output_count; ++j) {
+    const uint32_t from = s.outputs[j].from;
+    if (from >= shm::kMaxModules) continue;
+    const Node& n = nodes_[from];
+    const float g0 = out_g0_[j], g1 = out_g1_[j];
+    if (!n.scheduled || n.ref.bus >= rings_.size() || (g0 == 0.0f && g1 == 0.0f)) continue;
+    const float* block = rings_[n.ref.bus].slot_data(n.ref.slot);
+    const uint32_t bus_ch = n.out_channels;
     for (uint32_t c = 0; c < out_ch; ++c) {
       // A mono bus feeds every output; otherwise channel c feeds output c.
       uint32_t src = bus_ch == 1 ? 0 : c;
       if (src >= bus_ch) continue;
       const float* x = block + std::size_t{src} * frames;
       float* y = out[c];
-      if (!written[c]) {
-        std::memcpy(y, x, frames * sizeof(float));
-        written[c] = true;
+      if (g0 == 1.0f && g1 == 1.0f) {
+        if (!written[c]) std::memcpy(y, x, frames * sizeof(float));
+        else for (uint32_t i = 0; i < frames; ++i) y[i] += x[i];
       } else {
-        for (uint32_t i = 0; i < frames; ++i) y[i] += x[i];
+        const float dg = (g1 - g0) * ramp;
+        if (!written[c]) {
+          for (uint32_t i = 0; i < frames; ++i) y[i] = x[i] * (g0 + dg * static_cast<float>(i + 1));
+        } else {
+          for (uint32_t i = 0; i < frames; ++i) y[i] += x[i] * (g0 + dg * static_cast<float>(i + 1));
+        }
       }
+      written[c] = true;
     }
   }
   for (uint32_t c = 0; c < out_ch; ++c) {

@@ -79,10 +79,13 @@ void Server::stop() {
   final_ = supervisor_.report();
   supervisor_.stop();
   const auto after = supervisor_.report();
-  for (std::size_t i = 0; i < final_.size() && i < after.size(); ++i) {
-    final_[i].restarts = after[i].restarts;
-    final_[i].restart_ms = after[i].restart_ms;
-    final_[i].hangs = after[i].hangs;
+  for (ModuleReport& f : final_) {
+    for (const ModuleReport& a : after) {
+      if (a.slot != f.slot) continue;
+      f.restarts = a.restarts;
+      f.restart_ms = a.restart_ms;
+      f.hangs = a.hangs;
+    }
   }
   engine_.segment().remove_name();
 }
@@ -117,7 +120,7 @@ std::string Server::summary_json(uint64_t xruns, const std::string& extra) const
   auto& seg = const_cast<Engine&>(engine_).segment();
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const auto& r = reports[i];
-    const shm::ModuleIn& in = seg.module_in(static_cast<uint32_t>(i));
+    const shm::ModuleIn& in = seg.module_in(r.slot);
     if (i) o << ",";
     o << "\"" << json_escape(r.name) << "\":{\"state\":\"" << shm::state_name(r.state) << "\""
       << ",\"late\":" << in.late.load() << ",\"restarts\":" << r.restarts

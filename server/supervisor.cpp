@@ -44,12 +44,54 @@ std::chrono::milliseconds Supervisor::backoff(std::size_t failures_in_window) {
 Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir,
                        SupervisorPolicy policy)
     : segment_(segment), module_dir_(std::move(module_dir)), policy_(policy) {
-  for (const auto& m : patch.modules) {
-    Child c;
-    c.exe = module_dir_ + "/" + m.spec->executable;
-    c.report.name = m.name;
-    children_.push_back(std::move(c));
+  children_.resize(shm::kMaxModules);
+  for (uint32_t i = 0; i < patch.modules.size() && i < children_.size(); ++i) {
+    Child& c = children_[i];
+    c.active = true;
+    c.exe = module_dir_ + "/" + patch.modules[i].spec->executable;
+    c.report.name = patch.modules[i].name;
+    c.report.slot = i;
   }
+}
+
+void Supervisor::add(uint32_t slot, const PatchModule& m) {
+  const std::string exe = module_dir_ + "/" + m.spec->executable;
+  if (access(exe.c_str(), X_OK) != 0) throw std::runtime_error("module executable " + exe + ": " + strerror(errno));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_.load()) throw std::runtime_error("server is stopping");
+  if (slot >= children_.size() || children_[slot].active) throw std::runtime_error("slot in use");
+  Child& c = children_[slot];
+  c = Child{};
+  c.active = true;
+  c.exe = exe;
+  c.report.name = m.name;
+  c.report.slot = slot;
+  spawn(slot);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(wake_fd_, &one, sizeof one);
+    (void)w;
+  }
+}
+
+void Supervisor::remove(uint32_t slot) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (slot >= children_.size() || !children_[slot].active) return;
+  Child& c = children_[slot];
+  c.removing = true;
+  c.restart_pending = false;
+  if (c.pid > 0) {
+    kill(c.pid, SIGKILL);  // reap() frees the slot
+  } else {
+    c.active = false;
+    c.removing = false;
+    segment_.module_in(slot).state.store(static_cast<uint32_t>(ModuleState::kFree), std::memory_order_release);
+  }
+}
+
+bool Supervisor::is_free(uint32_t slot) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return slot < children_.size() && !children_[slot].active;
 }
 
 Supervisor::~Supervisor() {
@@ -60,6 +102,7 @@ Supervisor::~Supervisor() {
 
 void Supervisor::start() {
   for (const auto& c : children_) {
+    if (!c.active) continue;
     if (access(c.exe.c_str(), X_OK) != 0)
       throw std::runtime_error("module executable " + c.exe + ": " + strerror(errno));
   }
@@ -72,7 +115,9 @@ void Supervisor::start() {
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (uint32_t i = 0; i < children_.size(); ++i) spawn(i);
+    for (uint32_t i = 0; i < children_.size(); ++i) {
+      if (children_[i].active) spawn(i);
+    }
   }
   thread_ = std::thread([this] { thread_main(); });
 }
@@ -138,6 +183,14 @@ void Supervisor::reap(uint32_t slot) {
   const shm::ModuleOut& out = segment_.module_out(slot);
   const uint64_t now = shm::now_ns();
   ModuleState next = ModuleState::kDead;
+  if (c.removing) {
+    // Taken out of the graph: the slot is free for the next module.
+    c.removing = false;
+    c.active = false;
+    c.report.state = ModuleState::kFree;
+    in.state.store(static_cast<uint32_t>(ModuleState::kFree), std::memory_order_release);
+    return;
+  }
   if (stopping_.load()) {
     next = ModuleState::kStopped;
   } else if (c.report.state == ModuleState::kStarting && out.setup_failed.load(std::memory_order_acquire)) {
@@ -243,7 +296,7 @@ bool Supervisor::restart(uint32_t slot, std::string& error) {
     error = "server is stopping";
     return false;
   }
-  if (slot >= children_.size()) {
+  if (slot >= children_.size() || !children_[slot].active || children_[slot].removing) {
     error = "no such module";
     return false;
   }
@@ -301,6 +354,7 @@ void Supervisor::thread_main() {
       const uint64_t now = shm::now_ns();
       for (uint32_t i = 0; i < children_.size(); ++i) {
         Child& c = children_[i];
+        if (!c.active) continue;
         if (c.restart_pending && now >= c.restart_at_ns) {
           c.restart_pending = false;
           c.restarted = true;
@@ -338,7 +392,7 @@ bool Supervisor::wait_ready(std::chrono::milliseconds timeout) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       for (const auto& c : children_) {
-        if (c.report.state == ModuleState::kStarting || c.report.state == ModuleState::kDead) all = false;
+        if (c.active && (c.report.state == ModuleState::kStarting || c.report.state == ModuleState::kDead)) all = false;
       }
     }
     if (all) return true;
@@ -366,7 +420,7 @@ void Supervisor::stop() {
   const uint64_t give_up = shm::now_ns() + 300'000'000ull;
   for (uint32_t i = 0; i < children_.size(); ++i) {
     Child& c = children_[i];
-    if (c.pid <= 0) continue;
+    if (!c.active || c.pid <= 0) continue;
     int status = 0;
     while (waitpid(c.pid, &status, WNOHANG) == 0) {
       if (shm::now_ns() >= give_up) {
@@ -387,7 +441,9 @@ void Supervisor::stop() {
 std::vector<ModuleReport> Supervisor::report() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ModuleReport> r;
-  for (const auto& c : children_) r.push_back(c.report);
+  for (const auto& c : children_) {
+    if (c.active) r.push_back(c.report);
+  }
   return r;
 }
 

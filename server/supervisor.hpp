@@ -15,12 +15,20 @@
 #include <thread>
 #include <vector>
 
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 #include "shm/segment.hpp"
 
 namespace rackd::server {
 
+// The graph library's names, as the server uses them.
+using graph::kDeviceInput;
+using graph::Patch;
+using graph::PatchError;
+using graph::PatchInput;
+using graph::PatchModule;
+
 struct ModuleReport {
+  uint32_t slot = 0;
   std::string name;
   shm::ModuleState state = shm::ModuleState::kStarting;
   uint64_t restarts = 0;
@@ -66,8 +74,19 @@ class Supervisor {
   // [setup] No more restarts; SIGTERM, SIGKILL after 300 ms; reaps everything.
   void stop();
 
+  // Every module in a slot, in slot order.
   std::vector<ModuleReport> report() const;
   pid_t pid_of(uint32_t slot) const;
+
+  // [control] A new module in free slot `slot`, whose ModuleIn the caller has
+  // written: spawned now, watched and restarted like the others. Throws if
+  // its executable is missing.
+  void add(uint32_t slot, const PatchModule& m);
+  // [control] Stops the module in `slot` for good (no restart): SIGKILL, and
+  // the slot is free once the process is reaped (is_free()).
+  void remove(uint32_t slot);
+  // [any] True when `slot` holds no module and no process.
+  bool is_free(uint32_t slot) const;
 
   // [control] Restart a module now: a running one is killed and replaced
   // (not counted as a failure); a failed or refused one is re-armed with a
@@ -83,6 +102,8 @@ class Supervisor {
 
  private:
   struct Child {
+    bool active = false;             // a module lives in this slot
+    bool removing = false;           // remove() asked: no restart, free once reaped
     std::string exe;
     pid_t pid = -1;
     int pidfd = -1;
@@ -109,7 +130,7 @@ class Supervisor {
   SupervisorPolicy policy_;
   const std::atomic<uint32_t>* cycle_source_ = nullptr;
   mutable std::mutex mu_;            // guards children_ between the watcher and readers
-  std::vector<Child> children_;
+  std::vector<Child> children_;      // per slot (kMaxModules)
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   std::thread thread_;

@@ -3,7 +3,8 @@
 // `seq` lives in slot seq & (capacity - 1). The producer owns `write`, the
 // consumer owns `read`; every release store pairs with an acquire load on the
 // other side. Slot `capacity` is a spare the server writes substitute blocks
-// into; the producer never touches it.
+// into, slot `capacity + 1` the summed input of the producer; the producer
+// writes neither.
 //
 // The views take their geometry (channels, frames, capacity, stride) from the
 // caller, not from the header in shared memory: the server keeps its own copy,
@@ -34,9 +35,9 @@ struct RingGeometry {
     if (floats == 0) floats = 16;
     return {channels, frames, capacity, floats};
   }
-  // Bytes for capacity + 1 (spare) blocks.
+  // Bytes for capacity + 2 blocks: the ring, the spare and the mix slot.
   std::size_t data_bytes() const noexcept {
-    return static_cast<std::size_t>(capacity + 1) * block_floats * sizeof(float);
+    return static_cast<std::size_t>(capacity + 2) * block_floats * sizeof(float);
   }
 };
 
@@ -49,10 +50,13 @@ class RingView {
   const RingGeometry& geometry() const noexcept { return g_; }
   uint32_t slot_of(uint32_t seq) const noexcept RACKD_RT { return seq & (g_.capacity - 1); }
   uint32_t spare_slot() const noexcept RACKD_RT { return g_.capacity; }
+  // Where the server sums the inputs of the bus's producer when it takes more
+  // than one block as it is (fan-in, or an input fading in or out).
+  uint32_t mix_slot() const noexcept RACKD_RT { return g_.capacity + 1; }
 
-  // Start of block slot `slot` (0..capacity); channel c at + c * frames.
+  // Start of block slot `slot` (0..capacity + 1); channel c at + c * frames.
   float* slot_data(uint32_t slot) const noexcept RACKD_RT {
-    if (slot > g_.capacity) slot = g_.capacity;  // untrusted indices are clamped
+    if (slot > g_.capacity + 1) slot = g_.capacity;  // untrusted indices are clamped
     return data_ + static_cast<std::size_t>(slot) * g_.block_floats;
   }
   float* block(uint32_t seq) const noexcept RACKD_RT { return slot_data(slot_of(seq)); }

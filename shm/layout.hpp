@@ -14,7 +14,11 @@
 //                                 write besides its output bus. Untrusted.
 //   Bus x bus_count               BusHeader page + ring of audio blocks; bus 0 is
 //                                 the device input (server produces), bus k>0 is
-//                                 the output of module k-1 (that module produces)
+//                                 the output of module slot k-1 (that module
+//                                 produces). Every slot exists from the start
+//                                 (module_count = kMaxModules) and its bus holds
+//                                 kMaxChannels, so modules can come and go
+//                                 while the segment stays as it is.
 //
 // Everything a module writes is untrusted by the server: the server keeps its
 // own copy of every size and index it addresses memory with, and only reads
@@ -28,7 +32,7 @@
 namespace rackd::shm {
 
 inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
-inline constexpr uint32_t kVersion = 3;
+inline constexpr uint32_t kVersion = 4;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 
@@ -64,6 +68,7 @@ enum class ModuleState : uint32_t {
   kFailed = 3,      // supervisor gave up; slot bypassed or silent
   kStopped = 4,     // server shutting down
   kSetupError = 5,  // module refused its configuration (see ModuleOut::error)
+  kFree = 6,        // no module in this slot (never used, or removed)
 };
 
 const char* state_name(ModuleState s) noexcept;
@@ -138,8 +143,13 @@ struct alignas(kPage) ModuleIn {
   // While the server sleeps on `done`: the value it waits for (0: not
   // waiting). The module wakes it once `done` reaches it.
   std::atomic<uint32_t> server_waiting{0};
-  uint32_t upstream;                   // written once: the module feeding this one, or kNoSlot
-  uint32_t followers;                  // written once: modules fed by this one (they wait on `done`)
+  // Written by the server's audio thread before it arms anyone in a cycle,
+  // whenever the graph changes them: the module whose block this one takes
+  // as it is (kNoSlot: none, or the input is summed by the server), and how
+  // many modules take this one's block that way (they wait on its `done`).
+  // A module reads both afresh before every sleep and after every block.
+  std::atomic<uint32_t> upstream{kNoSlot};
+  std::atomic<uint32_t> followers{0};
 
   // Counters the server keeps (mirrored here for readers such as rackctl).
   alignas(kCacheLine) std::atomic<uint64_t> late{0};       // deadline misses

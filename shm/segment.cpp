@@ -41,6 +41,7 @@ const char* state_name(ModuleState s) noexcept {
     case ModuleState::kFailed: return "failed";
     case ModuleState::kStopped: return "stopped";
     case ModuleState::kSetupError: return "setup-error";
+    case ModuleState::kFree: return "free";
   }
   return "unknown";
 }

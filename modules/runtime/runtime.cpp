@@ -153,7 +153,7 @@ void run_block(Loop& l, const Request& r, uint32_t cycle, bool last) noexcept RA
   // this one too. Within a batch it does not: its followers then run their
   // blocks in one go after it, instead of one context switch per block.
   l.out->done.store(cycle + 1, std::memory_order_seq_cst);
-  bool wake = last && l.in->followers > 0;
+  bool wake = last && l.in->followers.load(std::memory_order_relaxed) > 0;
   if (!wake) {
     const uint32_t want = l.in->server_waiting.load(std::memory_order_seq_cst);
     wake = want != 0 && reached(cycle + 1, want - 1);
@@ -180,8 +180,6 @@ bool read_request(const shm::ModuleIn& in, uint32_t arm, Request& r) noexcept RA
 void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
   const std::atomic<uint32_t>* words[2] = {&l.in->arm, nullptr};
   uint32_t expected[2] = {seen_arm, 0};
-  const uint32_t upstream = l.in->upstream;
-  const shm::ModuleOut* up = upstream < l.outs.size() ? l.outs[upstream] : nullptr;
   bool ran = false;                     // this process has run a cycle, the last being last_run
   uint32_t last_run = 0;
   Request r;                            // the newest request
@@ -199,9 +197,13 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
       remaining = shm::at_or_past(r.last, next) ? r.last - next + 1 : 0;
       // A batch cut short while its new last block was running: that block
       // went out without the wake-up that ends a request. Sent now.
-      if (remaining == 0 && ran && l.in->followers > 0) shm::futex_wake(l.out->done, INT_MAX);
+      if (remaining == 0 && ran && l.in->followers.load(std::memory_order_relaxed) > 0)
+        shm::futex_wake(l.out->done, INT_MAX);
     }
-    const shm::ModuleOut* wait_for = up;
+    // The graph may change between any two cycles: the upstream is read
+    // afresh (the server wakes this process when it changes).
+    const uint32_t upstream = l.in->upstream.load(std::memory_order_relaxed);
+    const shm::ModuleOut* wait_for = upstream < l.outs.size() ? l.outs[upstream] : nullptr;
     if (remaining > 0) {
       const shm::ModuleOut* from = r.follow < l.outs.size() ? l.outs[r.follow] : nullptr;
       if (!from || reached(from->done.load(std::memory_order_acquire), next)) {
@@ -317,7 +319,7 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     for (uint32_t b = 0; b < h.bus_count; ++b) l.rings.push_back(seg->ring(b));
     for (uint32_t m = 0; m < h.module_count; ++m) l.outs.push_back(&seg->module_out(m));
     const shm::RingView& ro = l.rings[in.out_bus];
-    if (ro.geometry().channels != in.out_channels || in.out_channels > shm::kMaxChannels ||
+    if (ro.geometry().channels < in.out_channels || in.out_channels > shm::kMaxChannels ||
         in.in_channels > shm::kMaxChannels)
       throw std::runtime_error("channel counts do not match the output bus");
     // The output bus is the one bus this process writes: map it again, writable.

@@ -12,7 +12,7 @@ rackd_test(control_test
     ${CMAKE_CURRENT_LIST_DIR}/events_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/control_server_test.cpp
     ${CMAKE_CURRENT_LIST_DIR}/rackctl_test.cpp
-  LIBS rackd_control)
+  LIBS rackd_control rackd_server)
 add_dependencies(control_test rackctl)
 
 # Integration (needs rackd with --osc-port/--events wired; see control/README.md).

@@ -261,7 +261,7 @@ TEST(OscMap, ParseErrorsNameFileAndLine) {
   auto err = [&](const std::string& tail) {
     try {
       parse_osc_map(head + tail, "m.toml", rig->patch);
-    } catch (const server::PatchError& e) {
+    } catch (const graph::PatchError& e) {
       return std::string(e.what());
     }
     return std::string("no error");

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "server/engine.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 #include "shm/segment.hpp"
 
 namespace rackd::control::test {
@@ -43,7 +43,7 @@ from = "p"
 )";
 
 struct Rig {
-  server::Patch patch;
+  graph::Patch patch;
   std::unique_ptr<shm::Segment> segment;
 };
 
@@ -55,14 +55,15 @@ inline void copy_name(char (&dst)[shm::kNameBytes], const std::string& src) {
 inline std::unique_ptr<Rig> make_rig(const std::string& text = kTwoModulePatch, const std::string& path = "test.toml") {
   static std::atomic<int> counter{0};
   auto rig = std::make_unique<Rig>();
-  rig->patch = server::parse_patch(text, path);
+  rig->patch = graph::parse_patch(text, path);
   const shm::SegmentPlan plan =
-      server::plan_for(rig->patch, rig->patch.rate_hz, rig->patch.block_frames, rig->patch.input_channels, 0);
+      server::plan_for(rig->patch.rate_hz, rig->patch.block_frames, rig->patch.input_channels, 0);
   const std::string name = "rackd-test-control-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
   rig->segment = shm::Segment::create(name, plan);
   // The same slots a running server writes; then every module counts as running.
-  server::write_module_slots(*rig->segment, rig->patch);
-  for (uint32_t i = 0; i < plan.module_count; ++i)
+  for (uint32_t i = 0; i < rig->patch.modules.size(); ++i)
+    server::write_module_slot(*rig->segment, i, rig->patch.modules[i]);
+  for (uint32_t i = 0; i < rig->patch.modules.size(); ++i)
     rig->segment->module_in(i).state.store(static_cast<uint32_t>(shm::ModuleState::kRunning),
                                            std::memory_order_release);
   return rig;

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 namespace rackd::server {
+using graph::parse_patch;
 namespace {
 
 Patch parse(const char* text) { return parse_patch(text, "x.toml"); }

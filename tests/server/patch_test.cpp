@@ -1,8 +1,8 @@
-// Tests for server/patch.hpp: parsing, validation and graph resolution of patch
+// Tests for graph/patch.hpp: parsing, validation and graph resolution of patch
 // files. Single-threaded; patches are inline strings so line numbers in the
 // asserted messages can be read off the source, plus a few real files for
 // load_patch.
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 #include <gtest/gtest.h>
 #include <toml++/toml.h>
@@ -12,8 +12,11 @@
 #include <fstream>
 #include <string>
 
-namespace rackd::server {
+namespace rackd::graph {
 namespace {
+
+// The one input of a module taken as it is; -1 for none (or several).
+int input_of(const PatchModule& m) { return m.inputs.size() == 1 ? m.inputs[0].from : -1; }
 
 namespace fs = std::filesystem;
 
@@ -106,7 +109,7 @@ TEST(Patch, ChainWrittenOutOfOrderComesBackInTopologicalOrder) {
     EXPECT_EQ(m.name, names[i]);
     EXPECT_EQ(m.line, lines_of[i]) << m.name;
     EXPECT_EQ(m.depth, i) << m.name;
-    EXPECT_EQ(m.input, static_cast<int>(i) - 1) << m.name;
+    EXPECT_EQ(input_of(m), static_cast<int>(i) - 1) << m.name;
     EXPECT_EQ(m.in_channels, i == 0 ? 0u : 4u) << m.name;
     EXPECT_EQ(m.out_channels, 4u) << m.name;
     ASSERT_NE(m.spec, nullptr);
@@ -162,7 +165,7 @@ from = ["p1", "p2"]
   EXPECT_EQ(p.modules[1].name, "p1");
   EXPECT_EQ(p.modules[2].name, "s2");
   EXPECT_EQ(p.modules[3].name, "p2");
-  EXPECT_EQ(p.modules[3].input, 2);
+  EXPECT_EQ(input_of(p.modules[3]), 2);
   EXPECT_EQ(p.outputs, (std::vector<int>{1, 3}));
 }
 
@@ -201,7 +204,7 @@ TEST(Patch, DefaultsWithoutServerTable) {
   EXPECT_EQ(p.output_channels, 2u);
   EXPECT_EQ(p.input_channels, 0u);
   ASSERT_EQ(p.modules.size(), 1u);
-  EXPECT_EQ(p.modules[0].input, -1);
+  EXPECT_EQ(input_of(p.modules[0]), -1);
   EXPECT_EQ(p.modules[0].out_channels, 2u);
   EXPECT_EQ(p.modules[0].in_channels, 0u);
 }
@@ -240,10 +243,10 @@ from = ["mic", "direct"]
 )"),
                               "x.toml");
   ASSERT_EQ(p.modules.size(), 2u);
-  EXPECT_EQ(p.modules[0].input, kDeviceInput);
+  EXPECT_EQ(input_of(p.modules[0]), kDeviceInput);
   EXPECT_EQ(p.modules[0].in_channels, 6u);
   EXPECT_EQ(p.modules[0].out_channels, 6u);
-  EXPECT_EQ(p.modules[1].input, kDeviceInput);
+  EXPECT_EQ(input_of(p.modules[1]), kDeviceInput);
   EXPECT_EQ(p.modules[1].depth, 0u);
   EXPECT_EQ(p.modules[1].in_channels, 2u);  // no [server] input_channels: 2
   EXPECT_EQ(p.input_channels, 6u);
@@ -383,7 +386,7 @@ from = "p"
                        1, "module \"p\": missing input"));
   EXPECT_TRUE(fails_at(
       passthrough_with("").replace(passthrough_with("").find("input = \"src\""), 13, "input = 3"),
-      8, "input must be a string"));
+      8, "input must be a module name, \"device\", or a list of them, got integer"));
   EXPECT_TRUE(fails_at(capture_with("input = \"device\""), 4,
                        "module \"src\": type \"capture\" is a source and takes no input"));
   EXPECT_TRUE(fails_at(lines(R"(
@@ -575,5 +578,101 @@ TEST_F(PatchFile, ErrorsInAFileCarryItsPath) {
   }
 }
 
+
+// ---- fan-in: `input` as a list, with an optional gain per source ----
+
+const char* kFanIn = R"(
+[[module]]
+name = "a"
+type = "capture"
+source = "tone"
+
+[[module]]
+name = "sum"
+type = "passthrough"
+input = ["a", { from = "b", gain_db = -6.0 }, "device"]
+
+[[module]]
+name = "b"
+type = "capture"
+source = "noise"
+
+[output]
+from = "sum"
+)";
+
+TEST(Patch, InputListIsSummedWithGainsAndOrdersAfterEverySource) {
+  const Patch p = parse_patch(lines(kFanIn), "x.toml");
+  ASSERT_EQ(p.modules.size(), 3u);
+  EXPECT_EQ(p.modules[0].name, "a");
+  EXPECT_EQ(p.modules[1].name, "b");
+  const PatchModule& sum = p.modules[2];
+  ASSERT_EQ(sum.name, "sum");
+  ASSERT_EQ(sum.inputs.size(), 3u);
+  EXPECT_EQ(sum.inputs[0].from, 0);
+  EXPECT_EQ(sum.inputs[0].gain_db, 0.0);
+  EXPECT_EQ(sum.inputs[1].from, 1);
+  EXPECT_EQ(sum.inputs[1].gain_db, -6.0);
+  EXPECT_EQ(sum.inputs[1].line, 9);
+  EXPECT_EQ(sum.inputs[2].from, kDeviceInput);
+  EXPECT_EQ(sum.in_channels, 2u);
+  EXPECT_EQ(sum.depth, 1u);
+  EXPECT_EQ(p.input_channels, 2u);
+  EXPECT_EQ(sum.single_input(), -1);
+}
+
+TEST(Patch, SummedInputsMustAgreeOnChannels) {
+  EXPECT_TRUE(fails_at(lines(R"(
+[[module]]
+name = "a"
+type = "capture"
+source = "tone"
+channels = 1
+
+[[module]]
+name = "b"
+type = "capture"
+source = "tone"
+
+[[module]]
+name = "sum"
+type = "passthrough"
+input = ["a", "b"]
+
+[output]
+from = "sum"
+)"),
+                       15, "module \"sum\": input \"b\" has 2 channels but input \"a\" has 1; summed inputs must agree"));
+}
+
+TEST(Patch, InputListProblemsPointAtTheEntry) {
+  EXPECT_TRUE(fails_at(passthrough_with("").replace(passthrough_with("").find("input = \"src\""), 13, "input = []"),
+                       8, "input = []: name at least one module"));
+  EXPECT_TRUE(fails_at(passthrough_with("").replace(passthrough_with("").find("input = \"src\""), 13,
+                                                    "input = [\"src\", \"src\"]"),
+                       8, "input \"src\" is listed twice"));
+  EXPECT_TRUE(fails_at(passthrough_with("").replace(passthrough_with("").find("input = \"src\""), 13,
+                                                    "input = [{ from = \"src\", gain = 1 }]"),
+                       8, "unknown key \"gain\""));
+  EXPECT_TRUE(fails_at(passthrough_with("").replace(passthrough_with("").find("input = \"src\""), 13,
+                                                    "input = [{ gain_db = 1 }]"),
+                       8, "input entry without from"));
+  EXPECT_TRUE(fails_at(lines(R"(
+[[module]]
+name = "a"
+type = "passthrough"
+input = ["device", "b"]
+
+[[module]]
+name = "b"
+type = "passthrough"
+input = "a"
+
+[output]
+from = "b"
+)"),
+                       4, "inputs form a cycle: a -> b -> a"));
+}
+
 }  // namespace
-}  // namespace rackd::server
+}  // namespace rackd::graph

@@ -7,7 +7,7 @@
 // Checks run in file order (keys are visited by position, not toml++'s sorted
 // order), so the error reported is the first one a reader of the file meets.
 #include "modules/common/text.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -21,20 +21,9 @@
 
 #include <toml++/toml.h>
 
-namespace rackd::server {
-namespace patch_detail {
+#include "graph/patch_detail.hpp"
 
-// Defined in patch_graph.cpp and declared there too: it is private to these two
-// files, and since the mangled name carries every parameter type, the two
-// declarations cannot drift apart without a link error.
-// `patch` holds modules in file order and outputs as file indices; inputs[i] is
-// the `input` value of module i and its line (line 0: no `input` key).
-void resolve_graph(const std::string& path,
-                   const std::vector<std::pair<std::string, uint32_t>>& inputs,
-                   std::optional<uint32_t> server_input_channels, uint32_t server_input_line,
-                   Patch& patch);
-
-}  // namespace patch_detail
+namespace rackd::graph {
 
 namespace {
 
@@ -143,6 +132,8 @@ class PatchParser {
   uint32_t server_uint(const Entry& e, uint32_t fallback, int64_t lo, int64_t hi) const;
   void parse_module(const toml::table& t, std::size_t index);
   void parse_param(PatchModule& m, std::size_t param, const toml::node& n, uint32_t line) const;
+  std::vector<patch_detail::NamedInput> parse_input(const std::string& who, const toml::node& n,
+                                                   uint32_t line) const;
   void parse_config(const PatchModule& m, const ConfigSpec& c, const toml::node& n, uint32_t line,
                     toml::table& config);
   std::string absolute_path(const std::string& value, uint32_t line);
@@ -153,7 +144,7 @@ class PatchParser {
   Patch patch_;
   std::optional<uint32_t> server_input_channels_;
   uint32_t server_input_line_ = 0;
-  std::vector<std::pair<std::string, uint32_t>> inputs_;  // per module: value, line (0: none)
+  std::vector<std::vector<patch_detail::NamedInput>> inputs_;  // per module: its `input` entries
 };
 
 Patch PatchParser::parse(const std::string& text) {
@@ -241,7 +232,8 @@ void PatchParser::parse_server(const toml::table& t) {
 
 void PatchParser::parse_module(const toml::table& t, std::size_t index) {
   PatchModule m;
-  std::pair<std::string, uint32_t> input{"", 0};
+  std::vector<patch_detail::NamedInput> input;
+  bool have_input = false;
   m.line = static_cast<int>(line_of(t, 1));
   const uint32_t line = static_cast<uint32_t>(m.line);
   const std::string anon = "module #" + std::to_string(index + 1);
@@ -293,11 +285,8 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
         fail(vline,
              who + "type " + quote(m.type) + " is a source and takes no input; remove input");
       }
-      if (!n.is_string()) {
-        fail(vline,
-             who + "input must be a string (a module name or \"device\"), got " + type_of(n));
-      }
-      input = {n.as_string()->get(), vline};
+      input = parse_input(who, n, vline);
+      have_input = true;
       config.erase(k);
       continue;
     }
@@ -320,7 +309,7 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
     fail(key_line(e, line),
          who + "unknown key " + quote(k) + " (accepted: " + join(accepted) + ")");
   }
-  if (spec.takes_input && input.second == 0) {
+  if (spec.takes_input && !have_input) {
     fail(line, who + "missing input = \"<module>\" or input = \"device\"");
   }
 
@@ -349,6 +338,55 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
   }
   patch_.modules.push_back(std::move(m));
   inputs_.push_back(std::move(input));
+}
+
+// `input = "a"`, `input = ["a", "b"]` or, with a gain per source,
+// `input = ["a", { from = "b", gain_db = -6.0 }]`.
+std::vector<patch_detail::NamedInput> PatchParser::parse_input(const std::string& who, const toml::node& n,
+                                                               uint32_t line) const {
+  const std::string expected = "input must be a module name, \"device\", or a list of them";
+  std::vector<const toml::node*> items;
+  if (const toml::array* arr = n.as_array()) {
+    for (const auto& item : *arr) items.push_back(&item);
+    if (items.empty()) fail(line, who + "input = []: name at least one module or \"device\"");
+    if (items.size() > kMaxInputs)
+      fail(line, who + "input lists " + std::to_string(items.size()) + " sources; at most " +
+                     std::to_string(kMaxInputs) + " are summed");
+  } else {
+    items.push_back(&n);
+  }
+  std::vector<patch_detail::NamedInput> out;
+  for (const toml::node* item : items) {
+    const uint32_t iline = line_of(*item, line);
+    patch_detail::NamedInput in;
+    in.line = iline;
+    if (item->is_string()) {
+      in.name = item->as_string()->get();
+    } else if (const toml::table* t = item->as_table()) {
+      for (const Entry& e : in_file_order(*t)) {
+        const std::string_view k = e.first->str();
+        if (k == "from" && e.second->is_string()) {
+          in.name = e.second->as_string()->get();
+        } else if (k == "gain_db" && (e.second->is_number())) {
+          in.gain_db = e.second->is_integer() ? static_cast<double>(e.second->as_integer()->get())
+                                              : e.second->as_floating_point()->get();
+          if (!(in.gain_db >= -120.0 && in.gain_db <= 24.0))
+            fail(iline, who + "input gain_db = " + std::to_string(in.gain_db) + " is out of range [-120, 24]");
+        } else {
+          fail(iline, who + "input entry: " + (k == "from" || k == "gain_db" ? "bad value for " : "unknown key ") +
+                          quote(k) + " (write { from = \"<module>\", gain_db = <number> })");
+        }
+      }
+      if (in.name.empty()) fail(iline, who + "input entry without from = \"<module>\"");
+    } else {
+      fail(iline, who + expected + ", got " + type_of(*item));
+    }
+    for (const auto& seen : out) {
+      if (seen.name == in.name) fail(iline, who + "input " + quote(in.name) + " is listed twice");
+    }
+    out.push_back(std::move(in));
+  }
+  return out;
 }
 
 void PatchParser::parse_param(PatchModule& m, std::size_t param, const toml::node& n,
@@ -522,4 +560,4 @@ Patch load_patch(const std::string& path) {
   return parse_patch(text, path);
 }
 
-}  // namespace rackd::server
+}  // namespace rackd::graph

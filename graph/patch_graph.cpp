@@ -13,20 +13,10 @@
 #include <toml++/toml.h>
 
 #include "modules/common/text.hpp"
-#include "server/patch.hpp"
+#include "graph/patch.hpp"
+#include "graph/patch_detail.hpp"
 
-namespace rackd::server {
-namespace patch_detail {
-
-// Called by patch.cpp, which declares it too (see there). `patch` arrives with
-// modules in file order and outputs as file indices, and leaves in topological
-// order with input, depth, channels and input_channels filled in.
-void resolve_graph(const std::string& path,
-                   const std::vector<std::pair<std::string, uint32_t>>& inputs,
-                   std::optional<uint32_t> server_input_channels, uint32_t server_input_line,
-                   Patch& patch);
-
-}  // namespace patch_detail
+namespace rackd::graph {
 
 namespace {
 
@@ -37,12 +27,12 @@ using modules::quote;
 
 class GraphResolver {
  public:
-  using Inputs = std::vector<std::pair<std::string, uint32_t>>;
+  using Inputs = std::vector<std::vector<patch_detail::NamedInput>>;
 
   GraphResolver(const std::string& path, const Inputs& inputs, Patch& patch)
       : path_(path), inputs_(inputs), patch_(patch) {}
 
-  // Fills input_file_ from the `input` values: file index, kDeviceInput or -1.
+  // Fills input_file_ from the `input` entries: file index or kDeviceInput.
   void resolve_inputs();
   std::vector<std::size_t> topological_order() const;
   void assign_channels(const std::vector<std::size_t>& order, std::optional<uint32_t> server_in,
@@ -52,44 +42,50 @@ class GraphResolver {
   [[noreturn]] void fail(uint32_t line, const std::string& reason) const { throw PatchError::at(path_, line, reason); }
 
   const std::string& path_;
-  const Inputs& inputs_;  // per module in file order: `input` value, line (0: none)
+  const Inputs& inputs_;  // per module in file order: its `input` entries
   Patch& patch_;
-  std::vector<int> input_file_;
+  std::vector<std::vector<int>> input_file_;  // per module in file order: file index or kDeviceInput
 };
 
 void GraphResolver::resolve_inputs() {
   const auto& modules = patch_.modules;
-  input_file_.assign(modules.size(), -1);
+  input_file_.assign(modules.size(), {});
   for (std::size_t i = 0; i < modules.size(); ++i) {
-    const auto& [name, line] = inputs_[i];
-    if (line == 0) continue;
-    if (name == "device") {
-      input_file_[i] = kDeviceInput;
-      continue;
+    for (const patch_detail::NamedInput& in : inputs_[i]) {
+      if (in.name == "device") {
+        input_file_[i].push_back(kDeviceInput);
+        continue;
+      }
+      const auto it = std::find_if(modules.begin(), modules.end(),
+                                   [&](const PatchModule& m) { return m.name == in.name; });
+      if (it == modules.end()) {
+        std::string names;
+        for (const auto& m : modules) names += m.name + ", ";
+        fail(in.line, "module " + quote(modules[i].name) + ": input " + quote(in.name) +
+                          " is not a module in this patch (modules: " + names + "or \"device\")");
+      }
+      input_file_[i].push_back(static_cast<int>(it - modules.begin()));
     }
-    const auto it = std::find_if(modules.begin(), modules.end(),
-                                 [&](const PatchModule& m) { return m.name == name; });
-    if (it == modules.end()) {
-      std::string names;
-      for (const auto& m : modules) names += m.name + ", ";
-      fail(line, "module " + quote(modules[i].name) + ": input " + quote(name) +
-                     " is not a module in this patch (modules: " + names + "or \"device\")");
-    }
-    input_file_[i] = static_cast<int>(it - modules.begin());
   }
 }
 
-// Among modules whose input is ready, file order wins, so unrelated chains keep
-// the order the author wrote them in. n <= kMaxModules, so quadratic is fine.
+// Among modules whose inputs are all placed, file order wins, so unrelated
+// chains keep the order the author wrote them in. n <= kMaxModules, so
+// quadratic is fine.
 std::vector<std::size_t> GraphResolver::topological_order() const {
   const std::size_t n = input_file_.size();
   std::vector<bool> placed(n, false);
+  auto ready = [&](std::size_t i) {
+    for (int in : input_file_[i]) {
+      if (in >= 0 && !placed[static_cast<std::size_t>(in)]) return false;
+    }
+    return true;
+  };
   std::vector<std::size_t> order;
   while (order.size() < n) {
     std::size_t next = n;
     for (std::size_t i = 0; i < n && next == n; ++i) {
-      const int in = input_file_[i];
-      if (!placed[i] && (in < 0 || placed[static_cast<std::size_t>(in)])) next = i;
+      if (!placed[i] && ready(i)) next = i;
     }
     if (next == n) break;
     placed[next] = true;
@@ -97,19 +93,25 @@ std::vector<std::size_t> GraphResolver::topological_order() const {
   }
   if (order.size() == n) return order;
 
-  // Every unplaced module has an unplaced input, so walking inputs from any of
-  // them must come back to a module already seen; that one lies on a cycle.
-  auto at =
-      static_cast<std::size_t>(std::find(placed.begin(), placed.end(), false) - placed.begin());
+  // Every unplaced module has an unplaced input, so walking unplaced inputs
+  // from any of them must come back to a module already seen; that one lies
+  // on a cycle.
+  auto unplaced_input = [&](std::size_t i) {
+    for (int in : input_file_[i]) {
+      if (in >= 0 && !placed[static_cast<std::size_t>(in)]) return static_cast<std::size_t>(in);
+    }
+    return i;  // not reached
+  };
+  auto at = static_cast<std::size_t>(std::find(placed.begin(), placed.end(), false) - placed.begin());
   std::vector<bool> seen(n, false);
   while (!seen[at]) {
     seen[at] = true;
-    at = static_cast<std::size_t>(input_file_[at]);
+    at = unplaced_input(at);
   }
   std::vector<std::size_t> cycle;  // in input order: each entry feeds the one before
   for (std::size_t i = at;;) {
     cycle.push_back(i);
-    i = static_cast<std::size_t>(input_file_[i]);
+    i = unplaced_input(i);
     if (i == at) break;
   }
   // Report from the member written first, along the signal flow.
@@ -117,9 +119,14 @@ std::vector<std::size_t> GraphResolver::topological_order() const {
   const auto& modules = patch_.modules;
   std::string flow = modules[cycle[0]].name;
   for (std::size_t i = cycle.size(); i-- > 0;) flow += " -> " + modules[cycle[i]].name;
-  fail(inputs_[cycle[0]].second, "module " + quote(modules[cycle[0]].name) +
-                                     ": inputs form a cycle: " + flow +
-                                     " (break it by changing one input)");
+  // The line of the input entry that closes the cycle.
+  const std::size_t feeder = cycle.size() > 1 ? cycle[1] : cycle[0];
+  uint32_t line = static_cast<uint32_t>(modules[cycle[0]].line);
+  for (std::size_t k = 0; k < input_file_[cycle[0]].size(); ++k) {
+    if (input_file_[cycle[0]][k] == static_cast<int>(feeder)) line = inputs_[cycle[0]][k].line;
+  }
+  fail(line, "module " + quote(modules[cycle[0]].name) + ": inputs form a cycle: " + flow +
+                 " (break it by changing one input)");
 }
 
 void GraphResolver::assign_channels(const std::vector<std::size_t>& order,
@@ -152,16 +159,43 @@ void GraphResolver::assign_channels(const std::vector<std::size_t>& order,
       return n && n->is_string() ? std::optional(n->as_string()->get()) : std::nullopt;
     };
 
+    bool reads_device = false;
     if (!spec.takes_input) {
-      m.input = (spec.reads_device && spec.reads_device(q)) ? kDeviceInput : -1;
-    } else if (input_file_[fi] == kDeviceInput) {
-      m.input = kDeviceInput;
-      q.upstream_channels = server_in.value_or(kDefaultDeviceChannels);
+      if (spec.reads_device && spec.reads_device(q)) {
+        m.inputs.push_back({kDeviceInput, 0.0, 0});
+        reads_device = true;
+      }
     } else {
-      m.input = position[static_cast<std::size_t>(input_file_[fi])];
-      const PatchModule& up = sorted[static_cast<std::size_t>(m.input)];
-      m.depth = up.depth + 1;
-      q.upstream_channels = up.out_channels;
+      // Every source must deliver the same channel count; the device adapts
+      // to the modules it is summed with.
+      std::optional<uint32_t> module_channels;
+      const patch_detail::NamedInput* first_module = nullptr;
+      for (std::size_t k = 0; k < input_file_[fi].size(); ++k) {
+        const int from_file = input_file_[fi][k];
+        const patch_detail::NamedInput& named = inputs_[fi][k];
+        if (from_file == kDeviceInput) {
+          reads_device = true;
+          m.inputs.push_back({kDeviceInput, named.gain_db, named.line});
+          continue;
+        }
+        const int from = position[static_cast<std::size_t>(from_file)];
+        const PatchModule& up = sorted[static_cast<std::size_t>(from)];
+        m.depth = std::max(m.depth, up.depth + 1);
+        if (module_channels && *module_channels != up.out_channels) {
+          fail(named.line, who + "input " + quote(up.name) + " has " + std::to_string(up.out_channels) +
+                               " channels but input " + quote(first_module->name) + " has " +
+                               std::to_string(*module_channels) + "; summed inputs must agree");
+        }
+        if (!module_channels) first_module = &named;
+        module_channels = up.out_channels;
+        m.inputs.push_back({from, named.gain_db, named.line});
+      }
+      q.upstream_channels = module_channels.value_or(server_in.value_or(kDefaultDeviceChannels));
+      if (reads_device && module_channels && server_in && *server_in < *module_channels) {
+        fail(line, who + "sums the device (" + std::to_string(*server_in) + " channels, [server] input_channels) with " +
+                       quote(first_module->name) + " (" + std::to_string(*module_channels) +
+                       " channels); summed inputs must agree");
+      }
     }
 
     registry::Channels ch;
@@ -179,7 +213,7 @@ void GraphResolver::assign_channels(const std::vector<std::size_t>& order,
     m.in_channels = ch.in;
     m.out_channels = ch.out;
 
-    if (m.input == kDeviceInput) {
+    if (reads_device) {
       if (server_in && ch.in > *server_in) {
         fail(line, who + "reads " + std::to_string(ch.in) + " device input channels but [server] " +
                        "input_channels = " + std::to_string(*server_in) + " (line " +
@@ -200,7 +234,7 @@ void GraphResolver::assign_channels(const std::vector<std::size_t>& order,
 namespace patch_detail {
 
 void resolve_graph(const std::string& path,
-                   const std::vector<std::pair<std::string, uint32_t>>& inputs,
+                   const std::vector<std::vector<NamedInput>>& inputs,
                    std::optional<uint32_t> server_input_channels, uint32_t server_input_line,
                    Patch& patch) {
   GraphResolver graph(path, inputs, patch);
@@ -209,4 +243,4 @@ void resolve_graph(const std::string& path,
 }
 
 }  // namespace patch_detail
-}  // namespace rackd::server
+}  // namespace rackd::graph

@@ -12,7 +12,7 @@
 
 #include "modules/registry/registry.hpp"
 
-namespace rackd::server {
+namespace rackd::graph {
 
 class PatchError : public std::runtime_error {
  public:
@@ -23,14 +23,26 @@ class PatchError : public std::runtime_error {
   }
 };
 
+inline constexpr int kDeviceInput = -2;
+inline constexpr std::size_t kMaxInputs = 16;  // sources one module's input sums
+
+// One entry of a module's `input` list.
+struct PatchInput {
+  int from = kDeviceInput;             // kDeviceInput or a module index
+  double gain_db = 0.0;                // per-source gain; 0 dB is the block as it is
+  uint32_t line = 0;                   // where it was written (0: not from a file)
+  bool operator==(const PatchInput& o) const { return from == o.from && gain_db == o.gain_db; }
+};
+
 struct PatchModule {
   std::string name;                    // [a-z0-9_-]+, unique; the OSC prefix /<name>/
   std::string type;                    // registry type
   const registry::TypeSpec* spec = nullptr;
   int line = 0;                        // line of the [[module]] table, for messages
-  // Input: -1 = none, kDeviceInput = the device input bus, else index into
-  // Patch::modules (always earlier: modules are in topological order).
-  int input = -1;
+  // Inputs, summed: kDeviceInput (the device input bus) or an index into
+  // Patch::modules (always earlier: modules are in topological order), each
+  // with a gain. Empty for a source. Every input has the same channel count.
+  std::vector<PatchInput> inputs;
   uint32_t in_channels = 0;
   uint32_t out_channels = 0;
   uint32_t depth = 0;                  // longest chain of modules before this one
@@ -39,9 +51,11 @@ struct PatchModule {
   // The module's whole table (minus name/type/input and parameter keys) as
   // TOML text, with kPath values made absolute. The module parses this.
   std::string config_toml;
-};
 
-inline constexpr int kDeviceInput = -2;
+  bool has_input() const { return !inputs.empty(); }
+  // The one input taken as it is (one source at 0 dB), else -1.
+  int single_input() const { return inputs.size() == 1 && inputs[0].gain_db == 0.0 ? inputs[0].from : -1; }
+};
 
 struct Patch {
   std::string path;                    // as given
@@ -60,4 +74,4 @@ Patch load_patch(const std::string& path);
 // relative file paths.
 Patch parse_patch(const std::string& text, const std::string& path);
 
-}  // namespace rackd::server
+}  // namespace rackd::graph
