@@ -104,7 +104,7 @@ bool parse_options(const std::vector<std::string>& args, Options& o, std::string
     } else if (a == "--json" && cmd == "graph") {
       o.json = true;
     } else {
-      why = std::string(usage_of(cmd)) + " (" + a + "?)";
+      why = std::string(usage_of(cmd)) + " (" + cmd + " has no " + a + ")";
       return false;
     }
   }

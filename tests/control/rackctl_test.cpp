@@ -185,11 +185,12 @@ class FakeRackd {
       lo_arg** argv = lo_message_get_argv(m);
       std::string text = address;
       for (std::size_t i = 0; i < types.size(); ++i) {
-        char v[64];
+        char v[64] = "";
         if (types[i] == 's') text += " s:" + std::string(&argv[i]->s);
-        else if (types[i] == 'i') std::snprintf(v, sizeof v, " i:%d", argv[i]->i), text += v;
-        else if (types[i] == 'f') std::snprintf(v, sizeof v, " f:%g", static_cast<double>(argv[i]->f)), text += v;
-        else text += std::string(" ") + types[i] + ":?";
+        else if (types[i] == 'i') std::snprintf(v, sizeof v, " i:%d", argv[i]->i);
+        else if (types[i] == 'f') std::snprintf(v, sizeof v, " f:%g", static_cast<double>(argv[i]->f));
+        else std::snprintf(v, sizeof v, " %c:?", types[i]);
+        text += v;
       }
       // done's name: TO for connect/disconnect, else the first argument.
       const std::size_t name_arg = address == "/rackd/connect" || address == "/rackd/disconnect" ? 1 : 0;
