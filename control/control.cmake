@@ -16,9 +16,10 @@ target_include_directories(rackd_control PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(rackd_control PUBLIC rackd_graph rackd_shm rackd_registry PkgConfig::TOMLPP
                       PkgConfig::LIBLO Threads::Threads)
 
-# rackctl: one self-contained file, liblo only.
-add_executable(rackctl ${CMAKE_CURRENT_LIST_DIR}/rackctl.cpp)
-target_link_libraries(rackctl PRIVATE PkgConfig::LIBLO)
+# rackctl: its own files, liblo (and toml++ to check add's KEY=VALUE pairs).
+add_executable(rackctl ${CMAKE_CURRENT_LIST_DIR}/rackctl.cpp ${CMAKE_CURRENT_LIST_DIR}/rackctl_graph.cpp)
+target_include_directories(rackctl PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(rackctl PRIVATE PkgConfig::LIBLO PkgConfig::TOMLPP)
 
 # libFuzzer harness (clang only): cmake -DRACKD_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++-22
 # Registered as a ctest with label "fuzz" (60 s run).

@@ -1,11 +1,10 @@
 // rackctl: the command-line client of rackd's OSC control plane. Its own
 // program with one thread; talks to rackd over UDP (127.0.0.1:9000 unless
 // told otherwise) with liblo for encoding and decoding. See `rackctl --help`.
-#include <arpa/inet.h>
+// Here: main, status/set/get/restart/bypass/dump/top; the socket is in
+// rackctl_client.hpp, the live-graph commands in rackctl_graph.cpp.
 #include <lo/lo.h>
-#include <netdb.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,11 +18,18 @@
 #include <string>
 #include <vector>
 
+#include "control/rackctl_client.hpp"
+#include "control/rackctl_graph.hpp"
+
 namespace {
+
+using rackctl::Client;
+using rackctl::json_escape;
+using rackctl::Reply;
 
 constexpr int kDefaultPort = 9000;  // rackd's default --osc-port
 
-const char* kUsage =
+const char* const kUsageHead =
     "usage: rackctl [--host ADDR] [--port N] [--timeout SECONDS] COMMAND [ARGS...]\n"
     "\n"
     "Talks to a running rackd over OSC (UDP, default 127.0.0.1:9000).\n"
@@ -39,133 +45,26 @@ const char* kUsage =
     "  bypass NAME 0|1        bypass module NAME (output = input) or stop bypassing\n"
     "  dump                   print notifications (state changes, meters, parameter\n"
     "                         changes) until Ctrl-C\n"
-    "  top                    live per-module view, refreshed every second; q quits\n"
+    "  top                    live per-module view, refreshed every second; q quits\n";
+const char* const kUsageTail =
     "\n"
     "options:\n"
     "  --host ADDR            rackd's address (default 127.0.0.1)\n"
     "  --port N               rackd's --osc-port (default $RACKD_OSC_PORT, else 9000)\n"
-    "  --timeout SECONDS      how long to wait for an answer (default 2)\n"
+    "  --timeout SECONDS      how long to wait for an answer (default 2; add\n"
+    "                         and load: 15)\n"
     "\n"
     "exit status: 0 ok, 1 rackd refused the request (/rackd/error), 2 usage,\n"
     "3 rackd did not answer.\n";
 
+void print_usage(FILE* to) {
+  std::fputs(kUsageHead, to);
+  std::fputs(rackctl::kGraphUsage, to);
+  std::fputs(kUsageTail, to);
+}
+
 volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
-
-struct Reply {
-  std::string address;
-  std::string types;
-  lo_message msg = nullptr;
-  lo_arg** argv = nullptr;
-  ~Reply() {
-    if (msg) lo_message_free(msg);
-  }
-  Reply() = default;
-  Reply(const Reply&) = delete;
-  Reply& operator=(const Reply&) = delete;
-  double num(std::size_t i) const {
-    if (i >= types.size()) return 0;
-    switch (types[i]) {
-      case 'i': return argv[i]->i;
-      case 'h': return static_cast<double>(argv[i]->h);
-      case 'f': return argv[i]->f;
-      case 'd': return argv[i]->d;
-      case 'T': return 1;
-      default: return 0;
-    }
-  }
-  std::string str(std::size_t i) const {
-    return i < types.size() && (types[i] == 's' || types[i] == 'S') ? std::string(&argv[i]->s) : std::string();
-  }
-};
-
-class Client {
- public:
-  Client(const std::string& host, int port, double timeout_s) : timeout_ms_(static_cast<int>(timeout_s * 1000)) {
-    addrinfo hints{};
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_DGRAM;
-    addrinfo* res = nullptr;
-    const std::string p = std::to_string(port);
-    if (getaddrinfo(host.c_str(), p.c_str(), &hints, &res) != 0 || !res) {
-      std::fprintf(stderr, "rackctl: cannot resolve host '%s'\n", host.c_str());
-      std::exit(2);
-    }
-    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    // Connected: only rackd's datagrams arrive, and a closed port is reported
-    // (ECONNREFUSED) instead of waiting for the timeout.
-    if (fd_ < 0 || connect(fd_, res->ai_addr, res->ai_addrlen) != 0) {
-      std::fprintf(stderr, "rackctl: cannot reach %s:%d: %s\n", host.c_str(), port, std::strerror(errno));
-      std::exit(3);
-    }
-    freeaddrinfo(res);
-    where_ = host + ":" + p;
-  }
-  ~Client() { close(fd_); }
-
-  void send(const char* path, lo_message m) {
-    std::size_t len = 0;
-    void* buf = lo_message_serialise(m, path, nullptr, &len);
-    lo_message_free(m);
-    if (!buf) {
-      std::fprintf(stderr, "rackctl: '%s' is not a valid OSC address\n", path);
-      std::exit(2);
-    }
-    ::send(fd_, buf, len, 0);
-    std::free(buf);
-  }
-
-  // Next message within timeout_ms (-1: the default). False on timeout.
-  bool recv(Reply& r, int timeout_ms = -1) {
-    pollfd p{fd_, POLLIN, 0};
-    const int rc = poll(&p, 1, timeout_ms < 0 ? timeout_ms_ : timeout_ms);
-    if (rc <= 0) return false;
-    static uint8_t buf[65536];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n < 0) {
-      if (errno == ECONNREFUSED) no_answer();
-      return false;
-    }
-    if (n < 4 || buf[0] != '/' || !memchr(buf, 0, static_cast<std::size_t>(n))) return false;
-    int result = 0;
-    lo_message m = lo_message_deserialise(buf, static_cast<std::size_t>(n), &result);
-    if (!m) return false;
-    if (r.msg) lo_message_free(r.msg);
-    r.msg = m;
-    r.address = reinterpret_cast<const char*>(buf);
-    r.types = lo_message_get_types(m);
-    r.argv = lo_message_get_argv(m);
-    return true;
-  }
-
-  // Waits for `want` (or an error about `about`); exits 1 on the error, 3 on timeout.
-  void await(Reply& r, const std::string& want, const std::string& about) {
-    timespec t0{};
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-      timespec t{};
-      clock_gettime(CLOCK_MONOTONIC, &t);
-      const int left = timeout_ms_ - static_cast<int>((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-      if (left <= 0 || !recv(r, left)) no_answer();
-      if (r.address == want) return;
-      if (r.address == "/rackd/error" && (about.empty() || r.str(0) == about)) {
-        std::fprintf(stderr, "rackctl: %s: %s\n", r.str(0).c_str(), r.str(1).c_str());
-        std::exit(1);
-      }
-    }
-  }
-
-  [[noreturn]] void no_answer() const {
-    std::fprintf(stderr, "rackctl: rackd does not answer on %s (is it running? is --port its --osc-port?)\n",
-                 where_.c_str());
-    std::exit(3);
-  }
-
- private:
-  int fd_ = -1;
-  int timeout_ms_;
-  std::string where_;
-};
 
 lo_message typed(const std::vector<std::string>& args) {
   lo_message m = lo_message_new();
@@ -247,16 +146,6 @@ Status fetch_status(Client& c) {
     s.modules.push_back(m);
   }
   return s;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) continue;
-    o += c;
-  }
-  return o;
 }
 
 void print_status(const Status& s, bool json, uint64_t xrun_delta = 0, bool top = false) {
@@ -357,11 +246,12 @@ int main(int argc, char** argv) {
   int port = kDefaultPort;
   bool port_given = false;
   double timeout = 2.0;
+  bool timeout_given = false;
   std::vector<std::string> args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (args.empty() && (a == "--help" || a == "-h")) {
-      std::fputs(kUsage, stdout);
+      print_usage(stdout);
       return 0;
     } else if (args.empty() && a == "--host" && i + 1 < argc) {
       host = argv[++i];
@@ -374,6 +264,7 @@ int main(int argc, char** argv) {
       }
     } else if (args.empty() && a == "--timeout" && i + 1 < argc) {
       timeout = std::atof(argv[++i]);
+      timeout_given = true;
       if (!(timeout > 0)) {
         std::fprintf(stderr, "rackctl: --timeout must be a positive number of seconds\n");
         return 2;
@@ -383,8 +274,9 @@ int main(int argc, char** argv) {
     }
   }
   auto usage_error = [](const char* why) {
-    std::fprintf(stderr, "rackctl: %s\n\n%s", why, kUsage);
-    return 2;
+    std::fprintf(stderr, "rackctl: %s\n\n", why);
+    print_usage(stderr);
+    return rackctl::kExitUsage;
   };
   if (args.empty()) return usage_error("no command");
   // Without --port, the variable that sets rackd's default --osc-port sets ours,
@@ -401,6 +293,8 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   const std::string& cmd = args[0];
+  if (rackctl::is_graph_command(cmd))
+    return rackctl::run_graph_command(args, rackctl::Target{host, port, timeout, timeout_given, usage_error});
   Client c(host, port, timeout);
   Reply r;
   if (cmd == "status") {

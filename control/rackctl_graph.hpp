@@ -1,0 +1,35 @@
+// rackctl's live-graph commands: add, remove, connect, disconnect, load, save,
+// graph. Each change command sends one request and waits for rackd's
+// /rackd/done (the change is in effect) or /rackd/error. rackctl's one thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace rackctl {
+
+// Where and how long to wait, from rackctl's global options.
+struct Target {
+  std::string host;
+  int port = 0;
+  double timeout_s = 2.0;
+  bool timeout_given = false;       // --timeout before the command
+  int (*usage_error)(const char*);  // prints why + the usage, returns the usage exit status
+};
+
+// The --help lines for these commands.
+extern const char* const kGraphUsage;
+
+// True for add, remove, connect, disconnect, load, save, graph.
+bool is_graph_command(const std::string& cmd);
+
+// Runs one of them; args[0] is the command word. Returns the exit status
+// (or exits from the client on an error reply or no answer).
+int run_graph_command(const std::vector<std::string>& args, const Target& target);
+
+// `add`'s KEY=VALUE pairs as TOML text, one `key = value` line each, joined
+// with "\n"; a bare word that is not a TOML value becomes a string. False with
+// `error` set when a pair cannot be written as TOML.
+bool setup_toml(const std::vector<std::string>& pairs, std::string& toml, std::string& error);
+
+}  // namespace rackctl
