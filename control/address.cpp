@@ -5,7 +5,7 @@ namespace rackd::control {
 
 int find_module(const graph::Patch& patch, std::string_view name) {
   for (std::size_t i = 0; i < patch.modules.size(); ++i) {
-    if (patch.modules[i].name == name) return static_cast<int>(i);
+    if (patch.modules[i].spec && patch.modules[i].name == name) return static_cast<int>(i);
   }
   return -1;
 }
@@ -21,7 +21,9 @@ bool resolve_param(const graph::Patch& patch, std::string_view address, ParamRef
   const int m = find_module(patch, module);
   if (m < 0) {
     std::string names;
-    for (const auto& pm : patch.modules) names += (names.empty() ? "" : ", ") + pm.name;
+    for (const auto& pm : patch.modules) {
+      if (pm.spec) names += (names.empty() ? "" : ", ") + pm.name;  // free slots have no module
+    }
     why = "unknown module \"" + std::string(module) + "\" (modules: " + names + ")";
     return false;
   }

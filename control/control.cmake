@@ -11,13 +11,15 @@ add_library(rackd_control STATIC
   ${CMAKE_CURRENT_LIST_DIR}/osc_map.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/control_server.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/events.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/events.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/graph_request.cpp)
 target_include_directories(rackd_control PUBLIC ${PROJECT_SOURCE_DIR})
 target_link_libraries(rackd_control PUBLIC rackd_graph rackd_shm rackd_registry PkgConfig::TOMLPP
                       PkgConfig::LIBLO Threads::Threads)
 
 # rackctl: its own files, liblo (and toml++ to check add's KEY=VALUE pairs).
-add_executable(rackctl ${CMAKE_CURRENT_LIST_DIR}/rackctl.cpp ${CMAKE_CURRENT_LIST_DIR}/rackctl_graph.cpp)
+add_executable(rackctl ${CMAKE_CURRENT_LIST_DIR}/rackctl.cpp ${CMAKE_CURRENT_LIST_DIR}/rackctl_graph.cpp
+  ${PROJECT_SOURCE_DIR}/graph/kv_toml.cpp)
 target_include_directories(rackctl PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(rackctl PRIVATE PkgConfig::LIBLO PkgConfig::TOMLPP)
 

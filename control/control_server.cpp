@@ -141,6 +141,10 @@ void ControlServer::thread_main() {
       const int ms = s <= 0 ? 0 : static_cast<int>(s * 1000.0) + 1;
       if (ms < timeout) timeout = ms;
     }
+    if (const auto& poll_hook = dispatcher_.hooks().poll) {
+      const int ms = poll_hook();
+      if (ms >= 0 && ms < timeout) timeout = ms;
+    }
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int r = poll(fds, 2, timeout);
     if (r < 0 && errno != EINTR) break;

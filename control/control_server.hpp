@@ -53,6 +53,9 @@ class ControlServer {
   uint64_t received() const { return received_.load(std::memory_order_relaxed); }
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
 
+  // [control] The dispatcher (hooks that answer later send through it).
+  Dispatcher& dispatcher() { return dispatcher_; }
+
  private:
   void thread_main();
   void handle_datagram(const uint8_t* data, std::size_t size, const Peer& from);

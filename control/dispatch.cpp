@@ -42,24 +42,38 @@ Dispatcher::Dispatcher(shm::Segment& segment, const graph::Patch& patch, ServerH
       feedback_port_(feedback_port) {
   if (hooks_.rate_hz == 0) hooks_.rate_hz = 48000;
   period_ns_ = 1e9 * hooks_.block_frames / hooks_.rate_hz;
-  const uint32_t n = std::min<uint32_t>(segment_.module_count(), static_cast<uint32_t>(patch_.modules.size()));
-  seen_.resize(n);
-  values_.resize(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    const shm::ModuleIn& in = segment_.module_in(i);
-    seen_[i].state = in.state.load(std::memory_order_acquire);
-    seen_[i].restarts = in.restarts.load(std::memory_order_relaxed);
-    seen_[i].bypassed = in.bypassed.load(std::memory_order_relaxed);
-    seen_[i].muted = in.muted.load(std::memory_order_relaxed);
-    seen_[i].epoch = in.param_epoch.load(std::memory_order_acquire);
-    const std::size_t np = patch_.modules[i].spec ? patch_.modules[i].spec->params.size() : 0;
-    for (uint32_t p = 0; p < np; ++p) values_[i].push_back(get_param(in, p));
-  }
+  sync_slots();
   fed_.assign(map_.entries.size(), std::numeric_limits<double>::quiet_NaN());
   subscribers_.reserve(kMaxSubscribers);
   if (feedback_port_ != 0) {
     controller_ = Peer::loopback(feedback_port_);
     have_controller_ = !map_.entries.empty();
+  }
+}
+
+void Dispatcher::sync_slots() {
+  if (!seen_names_.empty() && hooks_.graph_version && hooks_.graph_version() == seen_version_ &&
+      seen_.size() == patch_.modules.size())
+    return;
+  if (hooks_.graph_version) seen_version_ = hooks_.graph_version();
+  const uint32_t n = std::min<uint32_t>(segment_.module_count(), static_cast<uint32_t>(patch_.modules.size()));
+  seen_.resize(n);
+  values_.resize(n);
+  seen_names_.resize(n, std::string(1, '\0'));
+  for (uint32_t i = 0; i < n; ++i) {
+    const std::string& name = patch_.modules[i].name;
+    if (seen_names_[i] == name) continue;
+    seen_names_[i] = name;
+    const shm::ModuleIn& in = segment_.module_in(i);
+    seen_[i] = ModuleSeen{};
+    seen_[i].state = in.state.load(std::memory_order_acquire);
+    seen_[i].restarts = in.restarts.load(std::memory_order_relaxed);
+    seen_[i].bypassed = in.bypassed.load(std::memory_order_relaxed);
+    seen_[i].muted = in.muted.load(std::memory_order_relaxed);
+    seen_[i].epoch = in.param_epoch.load(std::memory_order_acquire);
+    values_[i].clear();
+    const std::size_t np = patch_.modules[i].spec ? patch_.modules[i].spec->params.size() : 0;
+    for (uint32_t p = 0; p < np; ++p) values_[i].push_back(get_param(in, p));
   }
 }
 
@@ -73,7 +87,13 @@ void Dispatcher::error(const Peer& to, std::string_view address, std::string_vie
 
 void Dispatcher::dispatch(const OscMessage& m, const Peer& from) {
   const std::string& a = m.address;
+  sync_slots();
   if (a.rfind("/rackd/", 0) == 0) {
+    if (a == "/rackd/module/add" || a == "/rackd/module/remove" || a == "/rackd/connect" ||
+        a == "/rackd/disconnect" || a == "/rackd/patch/load" || a == "/rackd/patch/save" || a == "/rackd/graph") {
+      if (!hooks_.graph) return error(from, a, "live graph changes are not available");
+      return hooks_.graph(m, from);
+    }
     if (a == "/rackd/status") {
       if (!m.args.empty()) return error(from, a, "takes no arguments");
       return status(from);
@@ -88,7 +108,8 @@ void Dispatcher::dispatch(const OscMessage& m, const Peer& from) {
       return send_(from, r);
     }
     return error(from, a, "unknown address (rackd: /rackd/status, /rackd/notify, /rackd/module/restart, "
-                          "/rackd/module/bypass, /rackd/sync)");
+                          "/rackd/module/bypass, /rackd/sync, /rackd/module/add, /rackd/module/remove, "
+                          "/rackd/connect, /rackd/disconnect, /rackd/patch/load, /rackd/patch/save, /rackd/graph)");
   }
   if (const OscMapping* mp = map_.find(a)) return mapped(*mp, m, from);
   param(m, from);
@@ -160,8 +181,11 @@ void Dispatcher::status(const Peer& from) {
   r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.rate_hz)));
   r.args.push_back(OscArg::int32(static_cast<int32_t>(hooks_.block_frames)));
   append_counters(r);
-  r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
+  int32_t count = 0;
+  for (uint32_t i = 0; i < seen_.size(); ++i) count += live(i) ? 1 : 0;
+  r.args.push_back(OscArg::int32(count));
   for (uint32_t i = 0; i < seen_.size(); ++i) {
+    if (!live(i)) continue;
     const shm::ModuleIn& in = segment_.module_in(i);
     r.args.push_back(OscArg::string(module_name(in)));
     r.args.push_back(OscArg::string(patch_.modules[i].type));
@@ -193,7 +217,9 @@ void Dispatcher::notify(const OscMessage& m, const Peer& from) {
   }
   send_(from, OscMessage{"/rackd/notify.reply", {OscArg::int32(on ? 1 : 0)}});
   if (on) {
-    for (uint32_t i = 0; i < seen_.size(); ++i) send_(from, module_state(i));
+    for (uint32_t i = 0; i < seen_.size(); ++i) {
+      if (live(i)) send_(from, module_state(i));
+    }
   }
 }
 
@@ -253,7 +279,9 @@ void Dispatcher::send_all(const OscMessage& m) {
 }
 
 void Dispatcher::tick(bool meters) {
+  sync_slots();
   for (uint32_t i = 0; i < seen_.size(); ++i) {
+    if (!live(i)) continue;
     const shm::ModuleIn& in = segment_.module_in(i);
     ModuleSeen now;
     now.state = in.state.load(std::memory_order_acquire);
@@ -281,8 +309,11 @@ void Dispatcher::tick(bool meters) {
     OscMessage r;
     r.address = "/rackd/meters";
     append_counters(r);
-    r.args.push_back(OscArg::int32(static_cast<int32_t>(seen_.size())));
+    int32_t count = 0;
+    for (uint32_t i = 0; i < seen_.size(); ++i) count += live(i) ? 1 : 0;
+    r.args.push_back(OscArg::int32(count));
     for (uint32_t i = 0; i < seen_.size(); ++i) {
+      if (!live(i)) continue;
       r.args.push_back(OscArg::string(module_name(segment_.module_in(i))));
       append_load(r, i);
     }

@@ -57,6 +57,17 @@ struct ServerHooks {
   // Optional bypass hook. Empty: the dispatcher stores ModuleIn::bypassed
   // itself (the scheduler reads it each cycle).
   std::function<bool(uint32_t slot, bool on, std::string& why)> bypass;
+  // Live graph changes (/rackd/module/add, /rackd/module/remove,
+  // /rackd/connect, /rackd/disconnect, /rackd/patch/load, /rackd/patch/save,
+  // /rackd/graph): the hook answers the sender itself, now or later. Empty:
+  // refused with "live graph changes are not available".
+  std::function<void(const OscMessage& m, const Peer& from)> graph;
+  // Bumped whenever the patch the dispatcher was given (modules by slot)
+  // changes; empty: it never does.
+  std::function<uint64_t()> graph_version;
+  // Called by the control thread's loop; returns how many ms until it wants
+  // to be called again (-1: no wish). Live graph changes move on here.
+  std::function<int()> poll;
   uint32_t rate_hz = 48000;
   uint32_t block_frames = 128;
 };
@@ -82,7 +93,10 @@ class Dispatcher {
   void tick(bool meters);
 
   const std::vector<Peer>& subscribers() const { return subscribers_; }
+  // [control] Sends `m` to `to` (replies of hooks that answer later).
+  void send(const Peer& to, const OscMessage& m) { send_(to, m); }
   const OscMap& map() const { return map_; }
+  const ServerHooks& hooks() const { return hooks_; }
 
  private:
   struct ModuleSeen {
@@ -92,6 +106,10 @@ class Dispatcher {
   };
 
   void status(const Peer& from);
+  // Follows the patch when modules come and go: per-slot state for slots
+  // whose module changed.
+  void sync_slots();
+  bool live(uint32_t slot) const { return slot < patch_.modules.size() && patch_.modules[slot].spec != nullptr; }
   // Fields /rackd/status.reply and /rackd/meters share.
   void append_counters(OscMessage& r) const;             // h:cycles h:xruns
   void append_load(OscMessage& r, uint32_t module) const;  // f:load f:max_load h:late
@@ -114,6 +132,8 @@ class Dispatcher {
   double period_ns_;
   std::vector<Peer> subscribers_;      // oldest first; at most kMaxSubscribers
   std::vector<ModuleSeen> seen_;
+  std::vector<std::string> seen_names_;  // per slot: the module seen_ and values_ describe
+  uint64_t seen_version_ = 0;
   std::vector<std::vector<ParamValues>> values_;  // last values notified, per module/param
   bool have_controller_ = false;
   Peer controller_;                    // where feedback goes

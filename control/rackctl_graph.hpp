@@ -3,6 +3,7 @@
 // /rackd/done (the change is in effect) or /rackd/error. rackctl's one thread.
 #pragma once
 
+#include "graph/kv_toml.hpp"
 #include <string>
 #include <vector>
 
@@ -27,9 +28,7 @@ bool is_graph_command(const std::string& cmd);
 // (or exits from the client on an error reply or no answer).
 int run_graph_command(const std::vector<std::string>& args, const Target& target);
 
-// `add`'s KEY=VALUE pairs as TOML text, one `key = value` line each, joined
-// with "\n"; a bare word that is not a TOML value becomes a string. False with
-// `error` set when a pair cannot be written as TOML.
-bool setup_toml(const std::vector<std::string>& pairs, std::string& toml, std::string& error);
+// `add`'s KEY=VALUE pairs as TOML text (graph/kv_toml.hpp).
+using rackd::graph::setup_toml;
 
 }  // namespace rackctl

@@ -92,6 +92,7 @@ toml::table document(const Patch& p) {
   server.insert_or_assign("block", static_cast<int64_t>(p.block_frames));
   server.insert_or_assign("output_channels", static_cast<int64_t>(p.output_channels));
   if (p.input_channels) server.insert_or_assign("input_channels", static_cast<int64_t>(p.input_channels));
+  server.insert_or_assign("fade_ms", p.fade_ms);
   doc.insert_or_assign("server", std::move(server));
   toml::array modules;
   for (const PatchModule& m : p.modules) modules.push_back(module_table(p, m));
@@ -183,9 +184,72 @@ int find_module(const Patch& p, const std::string& name) {
   return -1;
 }
 
-std::string to_toml(const Patch& p) {
+// A TOML value on one line: arrays and tables inline, whatever they hold
+// (toml++ would write an array of tables as [[key]] sections, which inside a
+// [[module]] would start tables of their own).
+std::string inline_value(const toml::node& v) {
   std::ostringstream os;
-  os << "# Written by rackd from the running graph (rackctl save).\n" << document(p) << "\n";
+  if (const toml::array* a = v.as_array()) {
+    os << "[";
+    for (std::size_t i = 0; i < a->size(); ++i) os << (i ? ", " : " ") << inline_value(*a->get(i));
+    os << (a->empty() ? "]" : " ]");
+  } else if (const toml::table* t = v.as_table()) {
+    os << "{";
+    bool first = true;
+    for (auto&& [k, x] : *t) {
+      toml::table key_only;
+      key_only.insert_or_assign(k, 0);
+      std::ostringstream ks;
+      ks << key_only;  // "key = 0", with the key quoted where TOML needs it
+      const std::string kv = ks.str();
+      os << (first ? " " : ", ") << kv.substr(0, kv.rfind(" = 0")) << " = " << inline_value(x);
+      first = false;
+    }
+    os << (first ? "}" : " }");
+  } else {
+    v.visit([&](auto&& x) { os << x; });
+  }
+  return os.str();
+}
+
+void put_line(std::ostringstream& os, const std::string& key, const toml::node& value) {
+  toml::table key_only;
+  key_only.insert_or_assign(key, 0);
+  std::ostringstream ks;
+  ks << key_only;
+  const std::string kv = ks.str();
+  os << kv.substr(0, kv.rfind(" = 0")) << " = " << inline_value(value) << "\n";
+}
+
+std::string to_toml(const Patch& p) {
+  // Written by hand so a reader finds [server] first and each module's name,
+  // type and input at its top; toml++ formats the values.
+  const toml::table doc = document(p);
+  std::ostringstream os;
+  os << "# Written by rackd from the running graph (rackctl save).\n\n[server]\n";
+  for (auto&& [k, v] : *doc["server"].as_table()) put_line(os, std::string(k.str()), v);
+  const toml::array& modules = *doc["module"].as_array();
+  for (std::size_t i = 0; i < modules.size(); ++i) {
+    const toml::table& t = *modules.get(i)->as_table();
+    const PatchModule& pm = p.modules[i];
+    os << "\n[[module]]\n";
+    // Name, type, input; setup keys; parameters in the type's order.
+    for (const char* first : {"name", "type", "input"}) {
+      if (const toml::node* v = t.get(first)) put_line(os, first, *v);
+    }
+    auto is_param = [&](std::string_view k) {
+      return std::any_of(pm.spec->params.begin(), pm.spec->params.end(), [&](const auto& ps) { return ps.name == k; });
+    };
+    for (auto&& [k, v] : t) {
+      if (k.str() != "name" && k.str() != "type" && k.str() != "input" && !is_param(k.str()))
+        put_line(os, std::string(k.str()), v);
+    }
+    for (const auto& ps : pm.spec->params) {
+      if (const toml::node* v = t.get(ps.name)) put_line(os, ps.name, *v);
+    }
+  }
+  os << "\n[output]\n";
+  put_line(os, "from", *doc["output"]["from"].node());
   return os.str();
 }
 

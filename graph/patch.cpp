@@ -223,9 +223,16 @@ void PatchParser::parse_server(const toml::table& t) {
       // 0 is allowed: it states that the patch must not read the device.
       server_input_channels_ = server_uint(e, line, 0, shm::kMaxChannels);
       server_input_line_ = line_of(*e.second, line);
+    } else if (k == "fade_ms") {
+      const uint32_t vline = line_of(*e.second, line);
+      if (!e.second->is_number()) fail(vline, "[server] fade_ms must be a number, got " + type_of(*e.second));
+      const double v = e.second->is_integer() ? static_cast<double>(e.second->as_integer()->get())
+                                              : e.second->as_floating_point()->get();
+      if (!(v >= 0.0 && v <= 10000.0)) fail(vline, "[server] fade_ms = " + std::to_string(v) + " is out of range [0, 10000]");
+      patch_.fade_ms = v;
     } else {
       fail(key_line(e, line), "[server]: unknown key " + quote(k) +
-                                  " (accepted: rate, block, output_channels, input_channels)");
+                                  " (accepted: rate, block, output_channels, input_channels, fade_ms)");
     }
   }
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include "control/osc_map.hpp"
 #include "server/audio_cpu.hpp"
 #include "server/drivers.hpp"
+#include "server/graph_editor.hpp"
+#include "control/graph_request.hpp"
 #include "server/live_device.hpp"
 #include "server/server.hpp"
 #include "shm/futex.hpp"
@@ -74,6 +77,7 @@ int list_devices() {
 
 int run_live(const Patch& patch, const LiveOptions& opt) {
   EngineConfig cfg;
+  cfg.fade_ms = patch.fade_ms;
   cfg.rate_hz = opt.rate_hz ? opt.rate_hz : patch.rate_hz;
   cfg.block_frames = opt.block_frames ? opt.block_frames : patch.block_frames;
   cfg.input_channels = patch.input_channels;
@@ -116,6 +120,26 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   server.start(std::chrono::seconds(5));
   state.engine = &server.engine();
 
+  // Live graph changes: the editor lives on the OSC control thread (or, with
+  // OSC off, on this one); --watch hands it reloads through the inbox.
+  GraphEditor editor(server.engine(), server.supervisor(), patch, false);
+  std::mutex inbox_mu;
+  std::vector<graph::Edit> inbox;
+  auto drain_and_poll = [&]() -> int {
+    {
+      std::lock_guard<std::mutex> lock(inbox_mu);
+      for (graph::Edit& e : inbox) {
+        const std::string path = e.path;
+        editor.submit(std::move(e), [path](bool ok, const std::string& text) {
+          if (ok) std::fprintf(stderr, "rackd: reloaded %s\n", path.c_str());
+          else std::fprintf(stderr, "rackd: reload of %s refused: %s; still playing the graph as it was\n",
+                            path.c_str(), text.c_str());
+        });
+      }
+      inbox.clear();
+    }
+    return editor.poll();
+  };
   std::unique_ptr<control::ControlServer> osc;
   if (opt.osc_port >= 0) {
     control::ServerHooks hooks;
@@ -125,11 +149,39 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     hooks.xruns = [&state] { return state.xruns.load(std::memory_order_relaxed); };
     hooks.limited_frames = [&server] { return server.engine().limited_frames(); };
     hooks.restart = [&server](uint32_t slot, std::string& why) { return server.supervisor().restart(slot, why); };
+    hooks.graph_version = [&editor] { return editor.version(); };
+    hooks.poll = drain_and_poll;
+    hooks.graph = [&editor, &osc](const control::OscMessage& m, const control::Peer& from) {
+      control::Dispatcher& d = osc->dispatcher();
+      if (m.address == "/rackd/graph") {
+        if (!m.args.empty()) return d.error(from, m.address, "takes no arguments");
+        control::OscMessage r;
+        r.address = "/rackd/graph.reply";
+        const auto rows = editor.rows();
+        r.args.push_back(control::OscArg::int32(static_cast<int32_t>(rows.size())));
+        for (const auto& row : rows) {
+          for (const std::string* f : {&row.name, &row.type, &row.state, &row.inputs})
+            r.args.push_back(control::OscArg::string(*f));
+        }
+        r.args.push_back(control::OscArg::string(editor.outputs()));
+        return d.send(from, r);
+      }
+      graph::Edit e;
+      std::string why;
+      if (!control::parse_graph_request(m, e, why)) return d.error(from, m.address, why);
+      const std::string address = m.address;
+      editor.submit(std::move(e), [&osc, from, address](bool ok, const std::string& text) {
+        control::Dispatcher& d = osc->dispatcher();
+        if (ok) d.send(from, control::OscMessage{"/rackd/done", {control::OscArg::string(address), control::OscArg::string(text)}});
+        else d.error(from, address, text);
+      });
+      editor.poll();  // what can be done at once (a refusal) answers now
+    };
     control::ControlOptions o;
     o.port = static_cast<uint16_t>(opt.osc_port);
     o.bind_addr = opt.osc_bind;
     o.feedback_port = static_cast<uint16_t>(opt.osc_feedback);
-    osc = std::make_unique<control::ControlServer>(server.engine().segment(), server.engine().patch(), hooks, o);
+    osc = std::make_unique<control::ControlServer>(server.engine().segment(), editor.by_slot(), hooks, o);
     try {
       osc->start();
     } catch (const std::exception& e) {
@@ -180,8 +232,27 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   // Polled, 10 times a second: each wake-up of this thread costs CPU time that
   // counts against rackd in a per-cycle comparison (bench/overhead.py).
   constexpr uint64_t kPollNs = 100'000'000;
+  std::error_code mtime_ec;
+  auto patch_mtime = std::filesystem::last_write_time(patch.path, mtime_ec);
   while (!g_stop_requested.load()) {
     const uint64_t now = shm::now_ns();
+    if (opt.watch) {
+      std::error_code ec;
+      const auto m = std::filesystem::last_write_time(patch.path, ec);
+      if (!ec && m != patch_mtime) {
+        patch_mtime = m;
+        graph::Edit e;
+        e.kind = graph::EditKind::kLoad;
+        e.path = std::filesystem::absolute(patch.path).string();
+        std::lock_guard<std::mutex> lock(inbox_mu);
+        inbox.push_back(std::move(e));
+      }
+    }
+    // Without OSC this thread moves graph changes on (a reload under --watch).
+    if (!osc && drain_and_poll() >= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
     if (t_end && now >= t_end) break;
     if (!device->active()) {
       std::fprintf(stderr, "rackd: the device stopped (disconnected?)\n");

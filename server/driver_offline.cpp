@@ -21,6 +21,7 @@
 #include "control/events.hpp"
 #include "server/audio_file.hpp"
 #include "server/drivers.hpp"
+#include "server/graph_editor.hpp"
 #include "server/server.hpp"
 #include "shm/futex.hpp"
 
@@ -62,6 +63,7 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   out_format.channels = patch.output_channels;
 
   EngineConfig cfg;
+  cfg.fade_ms = patch.fade_ms;
   cfg.rate_hz = out_format.rate_hz;
   cfg.block_frames = opt.block_frames ? opt.block_frames : patch.block_frames;
   cfg.input_channels = patch.input_channels;
@@ -109,6 +111,17 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   }
 
   control::EventPlayer player(server.engine().segment(), std::move(events), cfg.rate_hz, cfg.block_frames);
+  player.set_path(opt.events);
+  // Graph changes from the events file, applied between two blocks on the
+  // render thread; one refused fails the render.
+  GraphEditor editor(server.engine(), server.supervisor(), patch, true);
+  player.on_graph([&]() -> const Patch& { return editor.by_slot(); },
+                  [&](const control::Event& e) {
+                    const std::string where = opt.events + ":" + std::to_string(e.line) + ": ";
+                    editor.submit(*e.edit, [&player, where](bool ok, const std::string& text) {
+                      if (!ok) player.set_error(where + text);
+                    });
+                  });
 
   // File I/O goes through staging buffers of kStageBlocks blocks, so the render
   // thread makes one read and one write system call per 64 cycles rather than
@@ -158,7 +171,10 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
           pos = 0;
         }
         player.apply_due(next * block);  // in effect from this block on
+        if (editor.busy()) editor.poll();  // a change's schedule is adopted by the next block
+        if (!player.error().empty()) throw std::runtime_error(player.error() + "; no output written");
         uint64_t k = std::min<uint64_t>({batch, kStageBlocks - pos, total_blocks - next});
+        if (editor.busy()) k = 1;  // a change under way moves block by block
         if (const uint64_t e = player.next_frame(); e != UINT64_MAX) k = std::clamp<uint64_t>(e / block - next, 1, k);
         for (uint32_t c = 0; c < cfg.input_channels; ++c)
           in_ptrs[c] = c < file_ch ? in_stage[c].data() + std::size_t{pos} * block : nullptr;

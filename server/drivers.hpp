@@ -34,6 +34,7 @@ struct LiveOptions {
   int osc_port = 9000;               // control plane (control::kDefaultOscPort); -1: no OSC
   std::string osc_bind = "127.0.0.1";
   int osc_feedback = 0;              // [osc.map] feedback port; 0: the sender's
+  bool watch = false;                // reload the patch whenever its file is saved
   AudioCpuOption audio_cpu;          // where the audio threads run (audio_cpu.hpp)
 };
 

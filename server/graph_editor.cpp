@@ -142,6 +142,8 @@ GraphEditor::GraphEditor(Engine& engine, Supervisor& supervisor, const Patch& in
 }
 
 void GraphEditor::update_by_slot(const Patch& p, const std::vector<uint32_t>& slots) {
+  view_ = p;
+  view_slots_ = slots;
   by_slot_ = Patch{};
   by_slot_.path = p.path;
   by_slot_.rate_hz = p.rate_hz;
@@ -482,16 +484,16 @@ int GraphEditor::poll() {
 
 std::vector<GraphEditor::Row> GraphEditor::rows() const {
   std::vector<Row> out;
-  for (std::size_t i = 0; i < model_.modules.size(); ++i) {
-    const PatchModule& m = model_.modules[i];
+  for (std::size_t i = 0; i < view_.modules.size(); ++i) {
+    const PatchModule& m = view_.modules[i];
     Row r;
     r.name = m.name;
     r.type = m.type;
     r.state = shm::state_name(static_cast<shm::ModuleState>(
-        engine_.segment().module_in(slots_[i]).state.load(std::memory_order_acquire)));
+        engine_.segment().module_in(view_slots_[i]).state.load(std::memory_order_acquire)));
     for (const PatchInput& in : m.inputs) {
       if (!r.inputs.empty()) r.inputs += ", ";
-      r.inputs += in.from == kDeviceInput ? "device" : model_.modules[static_cast<std::size_t>(in.from)].name;
+      r.inputs += in.from == kDeviceInput ? "device" : view_.modules[static_cast<std::size_t>(in.from)].name;
       if (in.gain_db != 0.0) {
         char g[32];
         std::snprintf(g, sizeof g, " (%+.1f dB)", in.gain_db);
@@ -505,7 +507,7 @@ std::vector<GraphEditor::Row> GraphEditor::rows() const {
 
 std::string GraphEditor::outputs() const {
   std::string s;
-  for (int o : model_.outputs) s += (s.empty() ? "" : ", ") + model_.modules[static_cast<std::size_t>(o)].name;
+  for (int o : view_.outputs) s += (s.empty() ? "" : ", ") + view_.modules[static_cast<std::size_t>(o)].name;
   return s;
 }
 

@@ -110,6 +110,8 @@ class GraphEditor {
   Patch model_;
   std::vector<uint32_t> slots_;
   Patch by_slot_;
+  Patch view_;                            // the graph as rows() shows it: the newest one in effect
+  std::vector<uint32_t> view_slots_;
   uint64_t version_ = 0;
   std::deque<Change> queue_;
   bool active_ = false;

@@ -27,13 +27,20 @@ using rackd::graph::load_patch;
 constexpr const char* kUsage = R"(usage:
   rackd run PATCH [--device NAME|null] [--block FRAMES] [--rate HZ] [--duration SECONDS]
                   [--rt-priority N] [--audio-cpu auto|none|CPU] [--osc-port PORT] [--osc-bind ADDR]
-                  [--osc-feedback PORT] [--jack-name NAME|patch]
+                  [--osc-feedback PORT] [--jack-name NAME|patch] [--watch]
       Play PATCH live on a PortAudio device (default: the default output
       device) or on rackd's null device. Stops on SIGINT/SIGTERM (or after
       --duration) and prints one JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
+      The graph changes while it plays (rackctl add/remove/connect/disconnect/
+      load/save/graph); --watch reloads PATCH whenever the file is saved,
+      applying only the difference, click-free (a bad save is refused and the
+      graph plays on as it was).
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
                      [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
                      [--audio-cpu auto|none|CPU] [--batch BLOCKS] [--keep-going]
+      --events FILE: timed parameter changes and graph changes (add, remove,
+      connect, disconnect, load, save), each in effect from the block that
+      holds its frame.
       Run the same module processes offline, as fast as the graph allows. IN is
       the device input the patch sees; OUT keeps IN's rate and sample format
       (without --in: --duration is required, format by extension: .wav float,
@@ -195,11 +202,18 @@ int main(int argc, char** argv) {
       print_graph(p);
       return 0;
     } else if (cmd == "run") {
+      // --watch takes no value: taken out before the options that do are parsed.
+      std::vector<char*> run_args(argv, argv + argc);
+      const bool watch =
+          std::erase_if(run_args, [](const char* arg) { return std::string_view(arg) == "--watch"; }) > 0;
+      argc = static_cast<int>(run_args.size());
+      argv = run_args.data();
       Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority",
                                           "--audio-cpu", "--osc-port", "--osc-bind", "--osc-feedback",
                                           "--jack-name"});
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
+      o.watch = watch;
       // $RACKD_OSC_PORT changes the default port (tests give each rackd a free one).
       if (const char* env = std::getenv("RACKD_OSC_PORT"); env && *env)
         o.osc_port = static_cast<int>(to_number("RACKD_OSC_PORT", env, -1, 65535));
