@@ -95,6 +95,36 @@ bool fill(const std::vector<Member>& members, const std::vector<Edge>& outputs, 
   return true;
 }
 
+// Each edge's step from the gain it has now (the target of the schedule in
+// use, which has settled before a change hands over the next one: 0 where it
+// had none) to its new target, over the fade.
+void set_steps(const Schedule& now, uint32_t block_frames, Schedule& s) {
+  const float per_block = static_cast<float>(block_frames) / static_cast<float>(std::max(1u, s.fade_frames));
+  auto had = [&](const Edge* edges, uint32_t n, uint32_t from) {
+    for (uint32_t j = 0; j < n; ++j) {
+      if (edges[j].from == from) return edges[j].gain;
+    }
+    return 0.0f;
+  };
+  auto step_of = [&](float from, float to) {
+    const float d = std::fabs(to - from) * per_block;
+    return d > 0.0f ? d : per_block;
+  };
+  for (uint32_t k = 0; k < s.count; ++k) {
+    Step& st = s.steps[k];
+    const Step* old = nullptr;
+    for (uint32_t i = 0; i < now.count && !old; ++i) {
+      if (now.steps[i].slot == st.slot && !st.fresh) old = &now.steps[i];
+    }
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      Edge& e = st.inputs[j];
+      e.step = step_of(old ? had(old->inputs, old->input_count, e.from) : 0.0f, e.gain);
+    }
+  }
+  for (uint32_t j = 0; j < s.output_count; ++j)
+    s.outputs[j].step = step_of(had(now.outputs, now.output_count, s.outputs[j].from), s.outputs[j].gain);
+}
+
 std::vector<Edge> output_edges(const Patch& p, const std::vector<uint32_t>& slots) {
   std::vector<Edge> out;
   for (int o : p.outputs) out.push_back({slots[static_cast<std::size_t>(o)], 1.0f});
@@ -306,7 +336,9 @@ bool GraphEditor::build_cross(const Change& c, Schedule& s) const {
   }
   std::vector<Edge> outputs = output_edges(c.target, c.target_slots);
   keep_fading(outputs, output_edges(model_, slots_));
-  return fill(members, outputs, engine_.config(), c.fade_frames, s);
+  if (!fill(members, outputs, engine_.config(), c.fade_frames, s)) return false;
+  set_steps(engine_.current(), engine_.config().block_frames, s);
+  return true;
 }
 
 void GraphEditor::build_fade_out(const Change& c, Schedule& s) const {
@@ -331,6 +363,7 @@ void GraphEditor::build_fade_out(const Change& c, Schedule& s) const {
     if (std::none_of(want.begin(), want.end(), [&](const Edge& x) { return x.from == e.from; })) e.gain = 0.0f;
   }
   fill(members, outputs, engine_.config(), c.fade_frames, s);  // the running graph: acyclic
+  set_steps(engine_.current(), engine_.config().block_frames, s);
 }
 
 void GraphEditor::build_final(const Change& c, Schedule& s) const {
@@ -341,6 +374,7 @@ void GraphEditor::build_final(const Change& c, Schedule& s) const {
                        c.two_step && contains(c.spawned, c.target_slots[j])});
   }
   fill(members, output_edges(c.target, c.target_slots), engine_.config(), c.fade_frames, s);  // parsed: acyclic
+  set_steps(engine_.current(), engine_.config().block_frames, s);
 }
 
 bool GraphEditor::step(Change& c) {

@@ -6,7 +6,7 @@
 //
 // Gains are not switched, they travel: the engine keeps the gain each edge
 // has now, and every cycle moves it toward the gain the schedule asks for by
-// at most a full swing per fade time. An edge that appears starts from 0
+// the edge's step, so that it arrives in the fade time. An edge that appears starts from 0
 // (fades in); an edge is left out of a schedule only once it has reached 0.
 // A module that joins takes its inputs at their gains at once (its own output
 // is what fades in, at its consumers).
@@ -27,6 +27,10 @@ inline constexpr uint32_t kDeviceSource = shm::kMaxModules;  // the device input
 struct Edge {
   uint32_t from = kDeviceSource;       // module slot, or kDeviceSource
   float gain = 1.0f;                   // linear gain to move toward
+  // How far the gain moves per block: |gain - gain it had| * block / fade
+  // frames, so every change of gain takes the fade time whatever its size.
+  // 0: the schedule's fade_frames for a full swing.
+  float step = 0.0f;
 };
 
 // One module in the schedule.

@@ -74,12 +74,10 @@ void Engine::adopt(const Schedule& s) noexcept {
 
 namespace {
 
-// [rt] `g` moved toward `target` by a full swing of `step` (scaled for gains
-// above unity), landing on the target exactly.
+// [rt] `g` moved toward `target` by `step`, landing on the target exactly.
 float approach(float g, float target, float step) noexcept RACKD_RT {
-  const float d = step * std::max(1.0f, std::max(std::fabs(g), std::fabs(target)));
-  if (g < target) return std::min(g + d, target);
-  if (g > target) return std::max(g - d, target);
+  if (g < target) return std::min(g + step, target);
+  if (g > target) return std::max(g - step, target);
   return g;
 }
 
@@ -101,7 +99,7 @@ void Engine::plan_inputs() noexcept {
     for (uint32_t j = 0; j < st.input_count; ++j) {
       const Edge& e = st.inputs[j];
       const float g0 = e.from <= shm::kMaxModules ? gain_[st.slot][e.from] : 0.0f;
-      const float g1 = approach(g0, e.gain, gain_step_);
+      const float g1 = approach(g0, e.gain, e.step > 0.0f ? e.step : gain_step_);
       n.g0[j] = g0;
       n.g1[j] = g1;
       ramping = ramping || g0 != g1;
@@ -132,7 +130,7 @@ void Engine::plan_inputs() noexcept {
   for (uint32_t j = 0; j < s.output_count; ++j) {
     const uint32_t from = s.outputs[j].from;
     out_g0_[j] = from < shm::kMaxModules ? gain_[kOutputRow][from] : 0.0f;
-    out_g1_[j] = approach(out_g0_[j], s.outputs[j].gain, gain_step_);
+    out_g1_[j] = approach(out_g0_[j], s.outputs[j].gain, s.outputs[j].step > 0.0f ? s.outputs[j].step : gain_step_);
     ramping = ramping || out_g0_[j] != out_g1_[j];
   }
   ramping_ = ramping;
