@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -73,9 +74,13 @@ std::string strip_location(const std::string& label, const std::string& what) {
   return colon == std::string::npos ? what : what.substr(colon + 2);
 }
 
-Patch reparse(const toml::table& doc, const std::string& label, const std::string& path) {
+Patch reparse(const toml::table& doc, const std::string& what, const std::string& path) {
   std::ostringstream os;
   os << doc;
+  // Named as a file beside the patch, so relative paths in an added module
+  // are taken from the patch's folder, as in the patch file itself.
+  const std::string label =
+      path.empty() ? what : (std::filesystem::absolute(path).parent_path() / what).string();
   try {
     Patch p = parse_patch(os.str(), label);
     p.path = path;
@@ -91,7 +96,8 @@ toml::table document(const Patch& p) {
   server.insert_or_assign("rate", static_cast<int64_t>(p.rate_hz));
   server.insert_or_assign("block", static_cast<int64_t>(p.block_frames));
   server.insert_or_assign("output_channels", static_cast<int64_t>(p.output_channels));
-  if (p.input_channels) server.insert_or_assign("input_channels", static_cast<int64_t>(p.input_channels));
+  // Only when the patch said so: a derived count is derived again.
+  if (p.input_channels_given) server.insert_or_assign("input_channels", static_cast<int64_t>(p.input_channels));
   server.insert_or_assign("fade_ms", p.fade_ms);
   doc.insert_or_assign("server", std::move(server));
   toml::array modules;
@@ -128,6 +134,15 @@ std::string entry_name(const toml::node& item) {
   if (item.is_string()) return item.as_string()->get();
   if (const toml::table* t = item.as_table()) return (*t)["from"].value_or(std::string());
   return {};
+}
+
+double entry_gain(const toml::node& item) {
+  if (const toml::table* t = item.as_table()) {
+    const toml::node* g = t->get("gain_db");
+    if (g && g->is_integer()) return static_cast<double>(g->as_integer()->get());
+    if (g && g->is_floating_point()) return g->as_floating_point()->get();
+  }
+  return 0.0;
 }
 
 void set_input_list(toml::table& t, toml::array list) {
@@ -294,17 +309,31 @@ Patch apply_edit(const Patch& current, const Edit& e) {
         toml::table& t = *m.as_table();
         toml::array list = input_list(t);
         bool fed = false;
+        double via_db = 0.0;  // the consumer's gain on the removed module
         toml::array next;
         for (const auto& item : list) {
-          if (entry_name(item) == e.name) fed = true;
-          else next.push_back(item);
+          if (entry_name(item) == e.name) {
+            fed = true;
+            via_db = entry_gain(item);
+          } else {
+            next.push_back(item);
+          }
         }
         if (!fed) continue;
-        // Rewire: the removed module's inputs take its place.
+        // Rewire: the removed module's inputs take its place, each at its
+        // gain there plus the consumer's gain on the removed module.
         for (const auto& item : gone_inputs) {
           const std::string n = entry_name(item);
-          if (std::none_of(next.begin(), next.end(), [&](const toml::node& x) { return entry_name(x) == n; }))
-            next.push_back(item);
+          if (std::any_of(next.begin(), next.end(), [&](const toml::node& x) { return entry_name(x) == n; })) continue;
+          const double db = entry_gain(item) + via_db;
+          if (db == 0.0) {
+            next.push_back(n);
+          } else {
+            toml::table entry;
+            entry.insert_or_assign("from", n);
+            entry.insert_or_assign("gain_db", db);
+            next.push_back(std::move(entry));
+          }
         }
         set_input_list(t, std::move(next));
       }

@@ -222,6 +222,7 @@ void PatchParser::parse_server(const toml::table& t) {
     } else if (k == "input_channels") {
       // 0 is allowed: it states that the patch must not read the device.
       server_input_channels_ = server_uint(e, line, 0, shm::kMaxChannels);
+      patch_.input_channels_given = true;
       server_input_line_ = line_of(*e.second, line);
     } else if (k == "fade_ms") {
       const uint32_t vline = line_of(*e.second, line);
@@ -254,7 +255,7 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
     fail(name_line, anon + ": invalid name " + quote(m.name) + ": use 1 to " +
                         std::to_string(shm::kNameBytes - 1) + " characters from a-z 0-9 _ -");
   }
-  if (m.name == "rackd" || m.name == "device") {
+  if (m.name == "rackd" || m.name == "device" || m.name == "output") {
     fail(name_line, anon + ": name " + quote(m.name) + " is reserved; choose another");
   }
   for (const auto& other : patch_.modules) {

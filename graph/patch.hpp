@@ -63,6 +63,7 @@ struct Patch {
   uint32_t block_frames = 128;         // [server] block
   uint32_t output_channels = 2;        // [server] output_channels
   uint32_t input_channels = 0;         // device input channels the patch reads
+  bool input_channels_given = false;   // [server] input_channels was written (else derived)
   double fade_ms = 50.0;               // [server] fade_ms: how long a live graph change fades
   std::vector<PatchModule> modules;    // topological order
   std::vector<int> outputs;            // [output] from: module indices mixed to the device

@@ -57,6 +57,11 @@ Engine::Engine(const Patch& patch, const EngineConfig& config) : patch_(patch), 
 
 Engine::~Engine() = default;
 
+std::vector<uint32_t> Engine::swap_ns() const {
+  const uint64_t n = swaps();
+  return std::vector<uint32_t>(swap_ns_, swap_ns_ + std::min<uint64_t>(n, kSwapHistory));
+}
+
 Schedule* Engine::next_schedule() noexcept {
   if (pending_.load(std::memory_order_acquire) != nullptr) return nullptr;
   const uint32_t in_use = adopted_index();

@@ -167,8 +167,12 @@ class Engine {
   // The schedule in use. [control] only between publish()es it made itself;
   // its steps do not change under the reader (gains live elsewhere).
   const Schedule& current() const noexcept { return buffers_[adopted_index()]; }
-  // [rt]/[any] Microseconds the last adoption took on the audio thread, and the most.
-  uint32_t last_swap_ns() const noexcept { return last_swap_ns_.load(std::memory_order_relaxed); }
+  // [any] Schedules adopted since start (the first one not counted), and
+  // how long each of the last kSwapHistory adoptions took on the audio thread.
+  static constexpr uint32_t kSwapHistory = 1024;
+  uint64_t swaps() const noexcept { return swaps_.load(std::memory_order_acquire); }
+  // [setup] after the audio thread has stopped: the recorded adoption times, in ns.
+  std::vector<uint32_t> swap_ns() const;
 
   // [any] Cycles run so far.
   uint64_t cycles() const noexcept { return cycles_.load(std::memory_order_relaxed); }
@@ -239,7 +243,8 @@ class Engine {
   float gain_[shm::kMaxModules + 1][shm::kMaxModules + 1] = {};
   float out_g0_[shm::kMaxModules] = {}, out_g1_[shm::kMaxModules] = {};
   float gain_step_ = 1.0f;           // per block: a full swing over the fade time
-  std::atomic<uint32_t> last_swap_ns_{0};
+  std::atomic<uint64_t> swaps_{0};
+  uint32_t swap_ns_[kSwapHistory] = {};
 
   std::atomic<uint64_t> cycles_{0};
   std::atomic<uint32_t> cycle_now_{0};

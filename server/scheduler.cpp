@@ -68,8 +68,11 @@ void Engine::adopt(const Schedule& s) noexcept {
   active_ = &s;
   gain_step_ = std::min(1.0f, static_cast<float>(config_.block_frames) / static_cast<float>(std::max(1u, s.fade_frames)));
   adopted_.store(s.id, std::memory_order_release);
-  last_swap_ns_.store(static_cast<uint32_t>(std::min<uint64_t>(shm::now_ns() - t0, UINT32_MAX)),
-                      std::memory_order_relaxed);
+  if (s.id > 1) {  // the patch's own first schedule is adopted at setup
+    const uint64_t n = swaps_.load(std::memory_order_relaxed);
+    swap_ns_[n % kSwapHistory] = static_cast<uint32_t>(std::min<uint64_t>(shm::now_ns() - t0, UINT32_MAX));
+    swaps_.store(n + 1, std::memory_order_release);
+  }
 }
 
 namespace {

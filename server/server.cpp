@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -115,8 +116,15 @@ std::string json_escape(const std::string& s) {
 std::string Server::summary_json(uint64_t xruns, const std::string& extra) const {
   const auto reports = stopped_ ? final_ : const_cast<Supervisor&>(supervisor_).report();
   std::ostringstream o;
+  // Graph changes: how many schedules the audio thread adopted, and what each took.
+  std::vector<uint32_t> sw = engine_.swap_ns();
+  std::sort(sw.begin(), sw.end());
+  auto pct = [&](double q) { return sw.empty() ? 0.0 : sw[static_cast<std::size_t>(q * (sw.size() - 1))] / 1e3; };
+  char swaps[160];
+  std::snprintf(swaps, sizeof swaps, "\"graph_swaps\":%llu,\"swap_us\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},",
+                static_cast<unsigned long long>(engine_.swaps()), pct(0.5), pct(0.99), sw.empty() ? 0.0 : sw.back() / 1e3);
   o << "{\"cycles\":" << engine_.cycles() << ",\"xruns\":" << xruns << ",\"limited_frames\":" << engine_.limited_frames()
-    << ",\"mix_nonfinite\":" << engine_.mix_nonfinite() << "," << extra << "\"modules\":{";
+    << ",\"mix_nonfinite\":" << engine_.mix_nonfinite() << "," << swaps << extra << "\"modules\":{";
   auto& seg = const_cast<Engine&>(engine_).segment();
   for (std::size_t i = 0; i < reports.size(); ++i) {
     const auto& r = reports[i];

@@ -2,6 +2,7 @@
 // runs on its own thread; nothing here is on an audio thread.
 #include "server/supervisor.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -138,7 +139,28 @@ void Supervisor::spawn(uint32_t slot) {
   const std::string& seg = segment_.name();
   const char* argv[] = {c.exe.c_str(), "--segment", seg.c_str(), "--slot", slot_text.c_str(), nullptr};
   const pid_t server = getpid();
-  pid_t pid = fork();
+  // A new process sets itself up (exec, loading, locking its memory) off the
+  // audio CPU: on a kernel without preemption an ordinary task in a long
+  // system call there holds up the device thread. It moves onto the audio
+  // CPU itself once it enters its block loop.
+  cpu_set_t setup_cpus;
+  CPU_ZERO(&setup_cpus);
+  bool confine = false;
+  if (const int audio = segment_.header().audio_cpu.load(std::memory_order_acquire); audio >= 0) {
+    if (sched_getaffinity(0, sizeof setup_cpus, &setup_cpus) == 0 && CPU_ISSET(audio, &setup_cpus) &&
+        CPU_COUNT(&setup_cpus) > 1) {
+      CPU_CLR(audio, &setup_cpus);
+      confine = true;
+    }
+  }
+  // vfork, not fork: the child borrows the server's memory until execv
+  // instead of sharing it copy-on-write, so the audio thread never takes a
+  // page-copy fault for a module being spawned (a fork marks every page of
+  // the server read-only until the child execs; with modules added while
+  // playing that cost blocks of the device). Only the calls below, all
+  // async-signal-safe and none touching memory the parent uses, run in the
+  // child before execv.
+  pid_t pid = vfork();
   if (pid == 0) {
     sigset_t none;
     sigemptyset(&none);
@@ -146,6 +168,7 @@ void Supervisor::spawn(uint32_t slot) {
     // Ctrl-C in a terminal goes to the whole process group: the server stops
     // the modules itself, in order, so they ignore SIGINT.
     signal(SIGINT, SIG_IGN);
+    if (confine) sched_setaffinity(0, sizeof setup_cpus, &setup_cpus);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != server) _exit(70);
     execv(argv[0], const_cast<char* const*>(argv));

@@ -59,12 +59,20 @@ Helpers& helpers() {
 
 // The CPUs this process may use, as it started: read before main(), before
 // the server (or anything in the process) pins a thread of it.
-const cpu_set_t g_start_cpus = [] {
+cpu_set_t g_start_cpus = [] {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof set, &set) != 0) CPU_ZERO(&set);
   return set;
 }();
+
+}  // namespace
+
+void add_start_cpu(int cpu) noexcept {
+  if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &g_start_cpus);
+}
+
+namespace {
 
 // A helper on every CPU the process started with.
 void unpin(pthread_t thread) noexcept {

@@ -68,6 +68,10 @@ bool try_realtime_priority_of(int tid, int priority, const char** why = nullptr)
 // otherwise when try_audio_thread_priority() runs. Call release_rt_helper()
 // before joining it.
 void adopt_rt_helper(pthread_t thread) noexcept;
+// [setup] Counts `cpu` among the CPUs the process started with, where
+// helpers run: a module is started off the audio CPU (it sets itself up
+// there) but its helpers may use that CPU too.
+void add_start_cpu(int cpu) noexcept;
 void release_rt_helper(pthread_t thread) noexcept;
 // [setup] The calling thread becomes the process's audio thread at SCHED_FIFO
 // `priority`, and every adopted helper goes to `priority` - 1 (SCHED_OTHER when

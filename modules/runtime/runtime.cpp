@@ -286,6 +286,9 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     return 64;
   }
   const uint32_t slot = static_cast<uint32_t>(opt.slot);
+  // Started off the audio CPU (the supervisor keeps set-up work away from it);
+  // helper threads may use it all the same.
+  add_start_cpu(h.audio_cpu.load(std::memory_order_acquire));
   const shm::ModuleIn& in = seg->module_in(slot);
   auto* out = static_cast<shm::ModuleOut*>(
       seg->map_writable(seg->module_out_offset(slot), sizeof(shm::ModuleOut)));
@@ -365,6 +368,11 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
 
   enable_ftz_daz();
   const char* why = nullptr;
+  // Locked while this process still runs off the audio CPU at normal
+  // priority: faulting the segment in is a long system call, which on a
+  // kernel without preemption would hold up the audio CPU's device thread.
+  if (!try_lock_memory(&why))
+    std::fprintf(stderr, "%s: warning: mlockall refused (%s); pages may fault\n", who.c_str(), why);
   // The server may lower the priority (to stay below its device thread on a
   // shared CPU) and pick the CPU; see server/audio_cpu.hpp.
   // This thread becomes the audio thread; helper threads the processor
@@ -383,8 +391,6 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
   }
   if (const int cpu = h.audio_cpu.load(std::memory_order_acquire); cpu >= 0 && !try_pin_to_cpu(0, cpu, &why))
     std::fprintf(stderr, "%s: warning: cannot run on CPU %d (%s)\n", who.c_str(), cpu, why);
-  if (!try_lock_memory(&why))
-    std::fprintf(stderr, "%s: warning: mlockall refused (%s); pages may fault\n", who.c_str(), why);
 
   // Read the arm word before announcing readiness: the server's first request
   // after it sees us ready is then guaranteed to differ from `seen`.
