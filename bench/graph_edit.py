@@ -115,20 +115,24 @@ class Rackd:
 def tone_patch(d):
     p = os.path.join(d, "tone.toml")
     with open(p, "w") as f:
-        f.write('[server]\nrate = 48000\nblock = 128\n\n[[module]]\nname = "src"\ntype = "capture"\n'
-                'source = "tone"\n\n[output]\nfrom = "src"\n')
+        f.write('[server]\nrate = 48000\nblock = 128\n\n[[module]]\nname = "keep"\ntype = "capture"\n'
+                'source = "tone"\n\n[[module]]\nname = "src"\ntype = "capture"\nsource = "noise"\n'
+                'gain_db = -30.0\n\n[output]\nfrom = ["keep", "src"]\n')
     return p
 
 
 def ten_module_patch(d, name, variant):
-    """src + 9 modules in a chain; variant B turns 3 of them into eq (a new process each)."""
-    lines = ['[server]\nrate = 48000\nblock = 128\n', '[[module]]\nname = "src"\ntype = "capture"\nsource = "tone"\n']
+    """keep (untouched) + src + 9 modules in a chain: 10 edited modules; variant B turns 3 of them into
+    eq (a new process each)."""
+    lines = ['[server]\nrate = 48000\nblock = 128\n',
+             '[[module]]\nname = "keep"\ntype = "capture"\nsource = "tone"\n',
+             '[[module]]\nname = "src"\ntype = "capture"\nsource = "noise"\ngain_db = -30.0\n']
     prev = "src"
     for k in range(1, 10):
         kind = "eq" if variant == "B" and k in (2, 5, 8) else "passthrough"
         lines.append(f'[[module]]\nname = "m{k}"\ntype = "{kind}"\ninput = "{prev}"\n')
         prev = f"m{k}"
-    lines.append(f'[output]\nfrom = "{prev}"\n')
+    lines.append(f'[output]\nfrom = ["keep", "{prev}"]\n')
     p = os.path.join(d, name)
     with open(p, "w") as f:
         f.write("\n".join(lines))
@@ -180,6 +184,15 @@ def main():
                                 stderr=subprocess.DEVNULL)
         rackd = Rackd(a.bin, tone_patch(d), env, port)
         rackctl = os.path.join(a.bin, "rackctl")
+
+        def keep_late():
+            r = subprocess.run([rackctl, "status", "--json"], env=env, capture_output=True, text=True, timeout=10)
+            try:
+                return json.loads(r.stdout)["modules"]["keep"]["late"]
+            except (ValueError, KeyError, TypeError):
+                return -1
+
+        late = {"start": keep_late()}
         adds, connects, disconnects = [], [], []
         for k in range(a.reps):
             name = f"p{k}"
@@ -188,6 +201,7 @@ def main():
             time.sleep(0.08)  # the fade
             disconnects.append(rackd.request("/rackd/disconnect", name, "output"))
             rackd.request("/rackd/module/remove", name)
+        late["add/connect/disconnect/remove"] = keep_late()
         # Same footing as jack_connect: a process per request.
         rackd.request("/rackd/module/add", "q", "passthrough", 'input = "src"\ngain_db = -20.0')
         rackctl_times, jack_times = [], []
@@ -201,12 +215,14 @@ def main():
             jack_times.append(timed_run(["jack_connect", "thru:output_1", "system:playback_1"], jack.env))
             timed_run(["jack_disconnect", "thru:output_1", "system:playback_1"], jack.env)
         rackd.request("/rackd/module/remove", "q")
+        late["rackctl and jack_connect"] = keep_late()
         pa = ten_module_patch(d, "ten-a.toml", "A")
         pb = ten_module_patch(d, "ten-b.toml", "B")
         rackd.request("/rackd/patch/load", pa)
         loads = []
         for k in range(max(4, a.reps // 2)):
             loads.append(rackd.request("/rackd/patch/load", pb if k % 2 == 0 else pa))
+        late["loads"] = keep_late()
         summary, err = rackd.stop()
         rackd = None
     finally:
@@ -231,8 +247,10 @@ def main():
     fmt("baseline: jack_connect (a process per request)", s_jc)
     print(f"  ratio rackctl connect / jack_connect: p50 {s_rc['p50'] / s_jc['p50']:.2f}, "
           f"p99 {s_rc['p99'] / s_jc['p99']:.2f}")
-    print(f"  rackd: xruns {summary.get('xruns')}, src late {summary['modules']['src']['late']}, "
-          f"replaced {summary['modules']['src']['replaced']} (the branch no edit touched)")
+    keep = summary['modules']['keep']
+    print(f"  rackd: xruns {summary.get('xruns')}; keep (the branch no edit touched): late {keep['late']}, "
+          f"replaced {keep['replaced']}; src (fed the edits): late {summary['modules']['src']['late']}")
+    print(f"  late blocks of keep (cumulative) after each phase: {late}")
     blamed = jack_log.count("was not finished")
     print(f"  jackd log: {blamed} 'not finished' lines")
 

@@ -141,11 +141,35 @@ void write_module_slot(shm::Segment& segment, uint32_t slot, const PatchModule& 
   in.state.store(static_cast<uint32_t>(shm::ModuleState::kStarting), std::memory_order_release);
 }
 
+void set_deadlines(Schedule& s, double budget_ns) {
+  uint32_t depth[shm::kMaxModules] = {}, height[shm::kMaxModules] = {};
+  int at[shm::kMaxModules];
+  std::fill(std::begin(at), std::end(at), -1);
+  for (uint32_t k = 0; k < s.count; ++k) at[s.steps[k].slot] = static_cast<int>(k);
+  for (uint32_t k = 0; k < s.count; ++k) {  // sources come first
+    const Step& st = s.steps[k];
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      const uint32_t from = st.inputs[j].from;
+      if (from < shm::kMaxModules && at[from] >= 0) depth[k] = std::max(depth[k], depth[at[from]] + 1);
+    }
+  }
+  for (uint32_t k = s.count; k-- > 0;) {  // consumers come after
+    const Step& st = s.steps[k];
+    for (uint32_t j = 0; j < st.input_count; ++j) {
+      const uint32_t from = st.inputs[j].from;
+      if (from < shm::kMaxModules && at[from] >= 0)
+        height[at[from]] = std::max(height[at[from]], height[k] + 1);
+    }
+  }
+  for (uint32_t k = 0; k < s.count; ++k) {
+    s.steps[k].deadline_offset_ns =
+        static_cast<uint64_t>(budget_ns * (depth[k] + 1) / (depth[k] + height[k] + 1));
+  }
+}
+
 void schedule_for(const Patch& patch, const std::vector<uint32_t>& slots, const EngineConfig& config,
                   Schedule& out) {
   auto slot_of = [&](std::size_t i) { return slots.empty() ? static_cast<uint32_t>(i) : slots[i]; };
-  uint32_t max_depth = 0;
-  for (const auto& m : patch.modules) max_depth = std::max(max_depth, m.depth);
   const double period_ns = 1e9 * config.block_frames / config.rate_hz;
   const double budget_ns = period_ns * config.budget_fraction;
   out.fade_frames = std::max<uint32_t>(1, static_cast<uint32_t>(config.fade_ms * 1e-3 * config.rate_hz + 0.5));
@@ -158,9 +182,6 @@ void schedule_for(const Patch& patch, const std::vector<uint32_t>& slots, const 
     st.out_channels = m.out_channels;
     st.bypassable = m.spec->bypassable && m.in_channels == m.out_channels && m.has_input();
     st.fresh = true;
-    // Each module gets the share of the budget up to its place in the longest
-    // chain, so a late module early in a chain leaves time for the rest of it.
-    st.deadline_offset_ns = static_cast<uint64_t>(budget_ns * (m.depth + 1) / (max_depth + 1));
     st.input_count = 0;
     for (const PatchInput& pi : m.inputs) {
       if (st.input_count == kMaxInputs) break;
@@ -172,6 +193,7 @@ void schedule_for(const Patch& patch, const std::vector<uint32_t>& slots, const 
   }
   out.output_count = 0;
   for (int o : patch.outputs) out.outputs[out.output_count++] = {slot_of(static_cast<std::size_t>(o)), 1.0f};
+  set_deadlines(out, budget_ns);
 }
 
 }  // namespace rackd::server

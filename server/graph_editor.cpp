@@ -41,14 +41,13 @@ std::vector<Edge> edges_of(const PatchModule& m, const std::vector<uint32_t>& sl
 }
 
 // `members` in an order where every source comes before its consumers, into
-// `s`, with deadlines by depth. False when the edges form a cycle.
+// `s`, with deadlines (set_deadlines). False when the edges form a cycle.
 bool fill(const std::vector<Member>& members, const std::vector<Edge>& outputs, const EngineConfig& cfg,
           uint32_t fade_frames, Schedule& s) {
   const std::size_t n = members.size();
   std::vector<int> index_of(shm::kMaxModules, -1);
   for (std::size_t i = 0; i < n; ++i) index_of[members[i].slot] = static_cast<int>(i);
   std::vector<bool> placed(n, false);
-  std::vector<uint32_t> depth(n, 0);
   std::vector<std::size_t> order;
   while (order.size() < n) {
     std::size_t next = n;
@@ -63,13 +62,8 @@ bool fill(const std::vector<Member>& members, const std::vector<Edge>& outputs, 
     }
     if (next == n) return false;
     placed[next] = true;
-    for (const Edge& e : members[next].inputs) {
-      if (e.from < shm::kMaxModules && index_of[e.from] >= 0)
-        depth[next] = std::max(depth[next], depth[static_cast<std::size_t>(index_of[e.from])] + 1);
-    }
     order.push_back(next);
   }
-  const uint32_t max_depth = n ? *std::max_element(depth.begin(), depth.end()) : 0;
   const double budget_ns = 1e9 * cfg.block_frames / cfg.rate_hz * cfg.budget_fraction;
   s.count = 0;
   for (std::size_t i : order) {
@@ -81,7 +75,6 @@ bool fill(const std::vector<Member>& members, const std::vector<Edge>& outputs, 
     st.bypassable = m.module->spec->bypassable && m.module->in_channels == m.module->out_channels &&
                     m.module->has_input();
     st.fresh = m.fresh;
-    st.deadline_offset_ns = static_cast<uint64_t>(budget_ns * (depth[i] + 1) / (max_depth + 1));
     st.input_count = 0;
     for (const Edge& e : m.inputs) {
       if (st.input_count < kMaxInputs) st.inputs[st.input_count++] = e;
@@ -92,6 +85,7 @@ bool fill(const std::vector<Member>& members, const std::vector<Edge>& outputs, 
     if (s.output_count < shm::kMaxModules) s.outputs[s.output_count++] = e;
   }
   s.fade_frames = fade_frames;
+  set_deadlines(s, budget_ns);
   return true;
 }
 

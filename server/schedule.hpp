@@ -54,4 +54,10 @@ struct Schedule {
   Edge outputs[shm::kMaxModules];
 };
 
+// [control]/[setup] Each step's deadline: its share of `budget_ns` up to its
+// place in the longest chain through it (depth before it, height after it),
+// so a late module early in a chain leaves time for the rest of it, and a
+// short branch keeps its whole budget however deep another branch is.
+void set_deadlines(Schedule& s, double budget_ns);
+
 }  // namespace rackd::server
