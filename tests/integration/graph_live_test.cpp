@@ -309,7 +309,19 @@ class Editor {
     }
   }
 
+  // Late blocks of the untouched branch since the last call, put down to the
+  // edit just made (a figure: which kind of edit coincides with late blocks).
+  void note_late() {
+    const std::string st = ctl({"status", "--json"}).out;
+    const double late = json_number(st, "keep", "late") + json_number(st, "keep_p", "late");
+    if (last_late_ >= 0 && late > last_late_) late_by_op_[op_] += late - last_late_;
+    last_late_ = late;
+  }
+
   void print_counts() const {
+    std::printf("[ figures  ] late blocks of keep + keep_p by the edit they followed:");
+    for (const auto& [op, n] : late_by_op_) std::printf(" %s %.0f;", op.c_str(), n);
+    std::printf("\n");
     std::printf("[ figures  ] edits (exit 0 / tried):");
     for (const auto& [op, n] : counts_) std::printf(" %s %d/%d;", op.c_str(), n.first, n.second);
     std::printf("\n");
@@ -322,6 +334,7 @@ class Editor {
 
  private:
   void count(const std::string& op, bool ok) {
+    op_ = op;
     auto& c = counts_[op];
     c.first += ok;
     c.second += 1;
@@ -335,6 +348,9 @@ class Editor {
   bool next_load_ = true;
   bool kept_failed_ = false;
   std::map<std::string, std::pair<int, int>> counts_;  // op -> ok, tried
+  std::string op_ = "none";                             // the last edit made
+  double last_late_ = -1;
+  std::map<std::string, double> late_by_op_;
 };
 
 // ---- helpers --------------------------------------------------------------------
@@ -493,6 +509,7 @@ std::string edit_run(const RunOptions& o) {
     std::this_thread::sleep_until(next);
     if (Clock::now() > next + 500ms) next = Clock::now();  // an edit took long: no burst after it
     ed.step();
+    if (o.baseline_s > 0) ed.note_late();
     if (o.soak && !measured30 && Clock::now() - t0 >= 30s) {
       at30 = measure(ed, p, jack_name(jack));
       measured30 = true;
