@@ -67,7 +67,11 @@ void Supervisor::add(uint32_t slot, const PatchModule& m) {
   c.exe = exe;
   c.report.name = m.name;
   c.report.slot = slot;
-  spawn(slot);
+  c.report.state = ModuleState::kStarting;
+  // Spawned by the watcher thread, like every restart: a child's parent-death
+  // signal fires when the thread that forked it exits, and the watcher lives
+  // until stop(), while the caller (the OSC thread) may end first.
+  c.spawn_pending = true;
   if (wake_fd_ >= 0) {
     uint64_t one = 1;
     ssize_t w = write(wake_fd_, &one, sizeof one);
@@ -81,6 +85,7 @@ void Supervisor::remove(uint32_t slot) {
   Child& c = children_[slot];
   c.removing = true;
   c.restart_pending = false;
+  c.spawn_pending = false;
   if (c.pid > 0) {
     kill(c.pid, SIGKILL);  // reap() frees the slot
   } else {
@@ -378,6 +383,10 @@ void Supervisor::thread_main() {
       for (uint32_t i = 0; i < children_.size(); ++i) {
         Child& c = children_[i];
         if (!c.active) continue;
+        if (c.spawn_pending) {
+          c.spawn_pending = false;
+          spawn(i);
+        }
         if (c.restart_pending && now >= c.restart_at_ns) {
           c.restart_pending = false;
           c.restarted = true;

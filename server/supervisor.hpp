@@ -104,6 +104,7 @@ class Supervisor {
   struct Child {
     bool active = false;             // a module lives in this slot
     bool removing = false;           // remove() asked: no restart, free once reaped
+    bool spawn_pending = false;      // add() asked: the watcher thread spawns it
     std::string exe;
     pid_t pid = -1;
     int pidfd = -1;

@@ -546,11 +546,14 @@ std::string edit_run(const RunOptions& o) {
                 late1[k] - late0[k], o.baseline_s, late2[k] - late1[k], o.seconds);
     ::testing::Test::RecordProperty(std::string(m) + "_late_baseline", std::to_string(late1[k] - late0[k]));
     ::testing::Test::RecordProperty(std::string(m) + "_late_edits", std::to_string(late2[k] - late1[k]));
-    // Where the machine let the branch play without a late block, edits must
-    // too; where it did not (a loaded VM), late blocks are a figure.
-    if (late1[k] == late0[k]) {
-      EXPECT_EQ(late2[k], late1[k]) << m << " was late while edits ran, never before them";
-    }
+    // This VM stalls for milliseconds at a time and makes any branch late now
+    // and then, edits or not (a plain 20 s run of this patch on a busy
+    // machine: 37). So the branch is judged against itself without edits: at
+    // most twice its baseline rate, plus one block per 5 s of edits (0.07 %
+    // of the cycles). An edit that reached the branch (a hard cut, a swap
+    // that waits, a stall per change) costs a block per edit: 40 here.
+    const double allowed = 2.0 * (late1[k] - late0[k]) / o.baseline_s * o.seconds + o.seconds / 5.0;
+    EXPECT_LE(late2[k] - late1[k], allowed) << m << " was late more often while edits ran than without them";
   }
 
   // Every module of the graph the edits left is running.
