@@ -12,6 +12,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
+#include <ctime>
+
+#include <toml++/toml.h>
 
 #include "modules/runtime/runtime.hpp"
 
@@ -37,6 +41,14 @@ class ChaosModule final : public rackd::runtime::Processor {
  public:
   void setup(const rackd::runtime::SetupInfo& info) override {
     restarts_ = info.restarts;
+    if (info.config) {
+      if ((*info.config)["setup_fail"].value_or(false)) throw std::runtime_error("setup_fail = true: refused");
+      const int64_t ms = (*info.config)["setup_ms"].value_or(int64_t{0});
+      if (ms > 0) {
+        const timespec ts{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1'000'000L};
+        nanosleep(&ts, nullptr);
+      }
+    }
     devnull_ = open("/dev/null", O_WRONLY | O_CLOEXEC);
     control_ = info.control_page;
     ring_ = info.ring_header;

@@ -84,6 +84,11 @@ TypeSpec chaos_type() {
       {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
       {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
   };
+  t.config = {
+      {"setup_ms", ConfigKind::kInt, "sleep this long in setup: a module slow to become ready (default 0)", {}, 0,
+       1e9},
+      {"setup_fail", ConfigKind::kBool, "refuse the configuration in setup (default false)", {}},
+  };
   t.channels = same_as_input;
   return t;
 }
