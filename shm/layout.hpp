@@ -33,6 +33,14 @@ namespace rackd::shm {
 
 inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
 inline constexpr uint32_t kVersion = 4;
+// A version per shared struct, checked on attach (and written by the module
+// into ModuleOut). Each struct also ends its fixed part with reserved words
+// that must be zero: a reader that finds them set is older than the writer.
+inline constexpr uint32_t kSegmentHeaderVersion = 1;
+inline constexpr uint32_t kModuleInVersion = 2;   // 2: per-slot life cycle, upstream/followers per cycle
+inline constexpr uint32_t kModuleOutVersion = 2;  // 2: cycle_state (shm/protocol.hpp)
+inline constexpr uint32_t kBusHeaderVersion = 2;  // 2: a mix slot after the spare
+inline constexpr uint32_t kReservedWords = 4;
 inline constexpr std::size_t kCacheLine = 64;
 inline constexpr std::size_t kPage = 4096;
 
@@ -106,6 +114,8 @@ static_assert(sizeof(ParamSlot) % kCacheLine == 0);
 // Server -> module. Modules map this read-only.
 struct alignas(kPage) ModuleIn {
   uint32_t magic;
+  uint32_t struct_version;             // kModuleInVersion
+  uint32_t reserved[kReservedWords];   // zero
   uint32_t slot;                       // index of this module
   char name[kNameBytes];               // instance name from the patch
   char type[kNameBytes];               // module type ("passthrough", ...)
@@ -173,6 +183,9 @@ inline constexpr uint32_t kFlagBypassable = 1u << 0;  // output may be replaced 
 // Module -> server: the only page of control state a module writes. Untrusted.
 struct alignas(kPage) ModuleOut {
   alignas(kCacheLine) std::atomic<uint32_t> done{0};  // futex: last completed cycle + 1
+  std::atomic<uint32_t> cycle_state{0};       // CycleState (shm/protocol.hpp); diagnosis only
+  uint32_t struct_version;                    // kModuleOutVersion, written by the module at attach
+  uint32_t reserved[kReservedWords];          // zero
   std::atomic<uint32_t> ready_generation{0};  // == ModuleIn::generation once set up
   std::atomic<uint32_t> pid{0};
   std::atomic<uint32_t> setup_failed{0};      // 1: see error[]
@@ -188,6 +201,8 @@ struct alignas(kPage) ModuleOut {
 // channel c of a block starts at c * frames.
 struct alignas(kPage) BusHeader {
   uint32_t magic;
+  uint32_t struct_version;             // kBusHeaderVersion
+  uint32_t reserved[kReservedWords];   // zero
   uint32_t channels;
   uint32_t frames;                     // per block
   uint32_t capacity;                   // ring blocks, power of two
@@ -201,7 +216,9 @@ struct alignas(kPage) BusHeader {
 // Page 0. Written by the server before any module starts; read-only afterwards.
 struct alignas(kPage) SegmentHeader {
   uint32_t magic;
-  uint32_t version;
+  uint32_t version;                    // kVersion: the layout as a whole
+  uint32_t struct_version;             // kSegmentHeaderVersion
+  uint32_t reserved[kReservedWords];   // zero
   uint64_t total_bytes;
   uint32_t header_bytes;               // sizeof(SegmentHeader), checked on attach
   uint32_t module_in_bytes;            // sizeof(ModuleIn)

@@ -1,5 +1,6 @@
 // Segment creation, validation on attach, naming and stale cleanup. [setup]
 #include "shm/segment.hpp"
+#include "shm/protocol.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -42,6 +43,16 @@ const char* state_name(ModuleState s) noexcept {
     case ModuleState::kStopped: return "stopped";
     case ModuleState::kSetupError: return "setup-error";
     case ModuleState::kFree: return "free";
+  }
+  return "unknown";
+}
+
+const char* cycle_state_name(CycleState s) noexcept {
+  switch (s) {
+    case CycleState::kIdle: return "idle";
+    case CycleState::kWaiting: return "waiting";
+    case CycleState::kRunning: return "running";
+    case CycleState::kPublished: return "published";
   }
   return "unknown";
 }
@@ -98,6 +109,7 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, const SegmentP
   auto* h = new (seg->base_) SegmentHeader{};
   h->magic = kMagic;
   h->version = kVersion;
+  h->struct_version = kSegmentHeaderVersion;
   h->total_bytes = total;
   h->header_bytes = sizeof(SegmentHeader);
   h->module_in_bytes = sizeof(ModuleIn);
@@ -115,6 +127,7 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, const SegmentP
   for (uint32_t i = 0; i < plan.module_count; ++i) {
     auto* mi = new (seg->base_ + in_off + i * sizeof(ModuleIn)) ModuleIn{};
     mi->magic = kMagic;
+    mi->struct_version = kModuleInVersion;
     mi->slot = i;
     new (seg->base_ + out_off + i * sizeof(ModuleOut)) ModuleOut{};
   }
@@ -122,6 +135,7 @@ std::unique_ptr<Segment> Segment::create(const std::string& name, const SegmentP
     h->bus_offset[b] = bus_off[b];
     auto* bh = new (seg->base_ + bus_off[b]) BusHeader{};
     bh->magic = kMagic;
+    bh->struct_version = kBusHeaderVersion;
     bh->channels = rings[b].channels;
     bh->frames = rings[b].frames;
     bh->capacity = rings[b].capacity;
@@ -156,6 +170,14 @@ std::unique_ptr<Segment> Segment::attach(const std::string& name) {
       h.module_out_bytes != sizeof(ModuleOut) || h.bus_header_bytes != sizeof(BusHeader))
     fail(name, "struct sizes differ from this build");
   if (h.total_bytes != seg->size_) fail(name, "size does not match its header");
+  auto zero = [](const uint32_t (&r)[kReservedWords]) {
+    for (uint32_t w : r) {
+      if (w != 0) return false;
+    }
+    return true;
+  };
+  if (h.struct_version != kSegmentHeaderVersion || !zero(h.reserved))
+    fail(name, "segment header version " + std::to_string(h.struct_version) + " or reserved fields unknown to this build");
   if (h.module_count > kMaxModules || h.bus_count != h.module_count + 1)
     fail(name, "module/bus counts out of range");
   if (h.block_frames < kMinBlockFrames || h.block_frames > kMaxBlockFrames)
@@ -170,11 +192,16 @@ std::unique_ptr<Segment> Segment::attach(const std::string& name) {
     if (off % kPage || !inside(off, sizeof(BusHeader))) fail(name, "bus header outside the segment");
     const auto& bh = *reinterpret_cast<const BusHeader*>(seg->base_ + off);
     RingGeometry g = RingGeometry::make(bh.channels, h.block_frames, kRingBlocks);
-    if (bh.magic != kMagic || bh.channels > kMaxChannels || bh.frames != h.block_frames ||
+    if (bh.magic != kMagic || bh.struct_version != kBusHeaderVersion || !zero(bh.reserved) || bh.channels > kMaxChannels || bh.frames != h.block_frames ||
         bh.capacity != kRingBlocks || bh.block_floats != g.block_floats ||
         bh.data_offset != off + sizeof(BusHeader) || !inside(bh.data_offset, g.data_bytes()))
       fail(name, "bus " + std::to_string(b) + " header is inconsistent");
     seg->rings_.push_back(g);
+  }
+  for (uint32_t i = 0; i < h.module_count; ++i) {
+    const auto& mi = *reinterpret_cast<const ModuleIn*>(seg->base_ + h.module_in_offset + i * sizeof(ModuleIn));
+    if (mi.magic != kMagic || mi.struct_version != kModuleInVersion || !zero(mi.reserved))
+      fail(name, "module slot " + std::to_string(i) + ": version or reserved fields unknown to this build");
   }
   return seg;
 }

@@ -15,6 +15,7 @@
 
 #include "shm/cycle.hpp"
 #include "shm/futex.hpp"
+#include "shm/protocol.hpp"
 #include "shm/seqlock.hpp"
 #include "shm/segment.hpp"
 
@@ -36,6 +37,7 @@ void usage(const char* type, FILE* to) {
 
 // Everything the block loop touches, prepared in setup.
 struct Loop {
+  uint64_t protocol_errors = 0;         // cycle-state transitions shm/protocol.hpp does not list
   const shm::SegmentHeader* header = nullptr;
   const shm::ModuleIn* in = nullptr;
   shm::ModuleOut* out = nullptr;
@@ -161,6 +163,15 @@ void run_block(Loop& l, const Request& r, uint32_t cycle, bool last) noexcept RA
   if (wake) shm::futex_wake(l.out->done, INT_MAX);
 }
 
+// [rt] Moves this process's cycle state (shm/protocol.hpp). A transition the
+// protocol does not list is counted: the runtime checks itself.
+void set_state(Loop& l, shm::CycleState next) noexcept RACKD_RT {
+  const auto now = static_cast<shm::CycleState>(l.out->cycle_state.load(std::memory_order_relaxed));
+  if (now == next) return;
+  if (!shm::cycle_transition_allowed(now, next)) ++l.protocol_errors;
+  l.out->cycle_state.store(static_cast<uint32_t>(next), std::memory_order_relaxed);
+}
+
 // [rt] Reads the request behind arming `arm`; false if the server re-armed
 // meanwhile (the caller looks again).
 bool read_request(const shm::ModuleIn& in, uint32_t arm, Request& r) noexcept RACKD_RT {
@@ -207,16 +218,21 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
     if (remaining > 0) {
       const shm::ModuleOut* from = r.follow < l.outs.size() ? l.outs[r.follow] : nullptr;
       if (!from || reached(from->done.load(std::memory_order_acquire), next)) {
+        set_state(l, shm::CycleState::kRunning);
         {
           RtScope rt;
           run_block(l, r, next, remaining == 1);
         }
+        set_state(l, shm::CycleState::kPublished);
         ran = true;
         last_run = next++;
         --remaining;
         continue;  // looks at the arm word before every block
       }
       wait_for = from;  // armed, input not ready yet
+      set_state(l, shm::CycleState::kWaiting);
+    } else {
+      set_state(l, shm::CycleState::kIdle);
     }
     if (l.header->shutting_down.load(std::memory_order_relaxed)) return;
     expected[0] = arm;
@@ -293,6 +309,8 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
   auto* out = static_cast<shm::ModuleOut*>(
       seg->map_writable(seg->module_out_offset(slot), sizeof(shm::ModuleOut)));
   out->pid.store(static_cast<uint32_t>(getpid()), std::memory_order_relaxed);
+  out->struct_version = shm::kModuleOutVersion;
+  out->cycle_state.store(static_cast<uint32_t>(shm::CycleState::kIdle), std::memory_order_relaxed);
   const std::string name(in.name, strnlen(in.name, shm::kNameBytes));
   const std::string who = std::string("rackd-") + type + "[" + name + "]";
 
@@ -397,6 +415,9 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
   uint32_t seen = in.arm.load(std::memory_order_acquire);
   out->ready_generation.store(in.generation.load(std::memory_order_acquire), std::memory_order_release);
   block_loop(l, seen);
+  if (l.protocol_errors)
+    std::fprintf(stderr, "%s: %llu cycle-state transitions the protocol does not list (shm/protocol.hpp)\n", who.c_str(),
+                 static_cast<unsigned long long>(l.protocol_errors));
   return 0;
 }
 

@@ -112,6 +112,7 @@ TEST(GraphRender, UntouchedBranchIsBitExactAndEditsFollowTheReference) {
       "1.50 connect b output\n";
   const Result edited = render(f, f.dir + "/edited.wav", events);
   ASSERT_EQ(edited.status, 0) << edited.err;
+  EXPECT_EQ(edited.err.find("the protocol does not list"), std::string::npos) << edited.err;
   const Audio x = read_audio(f.dir + "/base.wav");
   const Audio y = read_audio(f.dir + "/edited.wav");
   ASSERT_EQ(x.frames(), kFrames);
