@@ -185,5 +185,40 @@ TEST(GraphFaults, KillsDuringAddAndCrossfadeAndALoadWhileAnotherFades) {
   EXPECT_GT(json_number(json, "", "graph_swaps"), 4) << json;
 }
 
+TEST(GraphFaults, WatchReloadsOnSaveAndABadSaveChangesNothing) {
+  const std::string dir = temp_dir();
+  const uint16_t port = free_udp_port();
+  write(dir + "/live.toml", kBase);
+  Process rackd({bin("rackd"), "run", dir + "/live.toml", "--device", "null", "--osc-port", std::to_string(port),
+                 "--watch"});
+  auto graph = [&] { return run({bin("rackctl"), "--port", std::to_string(port), "graph"}).out; };
+  auto wait_for = [&](const std::string& needle, bool present) {
+    for (int i = 0; i < 150; ++i) {
+      if ((graph().find(needle) != std::string::npos) == present) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_for("passthrough", true)) << rackd.err();
+  // Saved with a second module: it joins. (The file's time stamp must move.)
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  std::string two = kBase;
+  two.replace(two.find("[output]"), std::string::npos,
+              "[[module]]\nname = \"q\"\ntype = \"passthrough\"\ninput = \"src\"\n\n[output]\nfrom = [\"p\", \"q\"]\n");
+  write(dir + "/live.toml", two);
+  EXPECT_TRUE(wait_for("\nq ", true)) << graph() << rackd.err();
+  // A broken save: refused on stderr, the graph plays on as it was.
+  const std::string before = graph();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  write(dir + "/live.toml", "[server]\nrate = 48000\n\n[[module]]\nname = \"p\"\ntype = \"nosuch\"\n");
+  for (int i = 0; i < 100 && rackd.err().find("refused") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_NE(rackd.err().find("live.toml:6: module \"p\": unknown type \"nosuch\""), std::string::npos) << rackd.err();
+  EXPECT_NE(rackd.err().find("still playing the graph as it was"), std::string::npos) << rackd.err();
+  EXPECT_EQ(graph(), before);
+  rackd.signal(SIGINT);
+  EXPECT_EQ(rackd.wait(std::chrono::seconds(20)), 0) << rackd.err();
+}
+
 }  // namespace
 }  // namespace rackd::test
