@@ -197,6 +197,7 @@ def main():
         for k in range(a.reps):
             name = f"p{k}"
             adds.append(rackd.request("/rackd/module/add", name, "passthrough", 'input = "src"\ngain_db = -20.0'))
+            time.sleep(0.02)  # the add's own tail (its final schedule) is not the connect's
             connects.append(rackd.request("/rackd/connect", name, "output"))
             time.sleep(0.08)  # the fade
             disconnects.append(rackd.request("/rackd/disconnect", name, "output"))

@@ -141,12 +141,16 @@ void ControlServer::thread_main() {
       const int ms = s <= 0 ? 0 : static_cast<int>(s * 1000.0) + 1;
       if (ms < timeout) timeout = ms;
     }
+    // The poll hook (live graph changes) may want to be called again within
+    // the millisecond: microseconds, through ppoll.
+    int64_t wait_us = static_cast<int64_t>(timeout) * 1000;
     if (const auto& poll_hook = dispatcher_.hooks().poll) {
-      const int ms = poll_hook();
-      if (ms >= 0 && ms < timeout) timeout = ms;
+      const int us = poll_hook();
+      if (us >= 0 && us < wait_us) wait_us = us;
     }
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-    const int r = poll(fds, 2, timeout);
+    const timespec ts{static_cast<time_t>(wait_us / 1'000'000), static_cast<long>(wait_us % 1'000'000) * 1000};
+    const int r = ppoll(fds, 2, &ts, nullptr);
     if (r < 0 && errno != EINTR) break;
     if (r > 0 && (fds[0].revents & POLLIN)) {
       for (int k = 0; k < kBurst; ++k) {

@@ -65,8 +65,8 @@ struct ServerHooks {
   // Bumped whenever the patch the dispatcher was given (modules by slot)
   // changes; empty: it never does.
   std::function<uint64_t()> graph_version;
-  // Called by the control thread's loop; returns how many ms until it wants
-  // to be called again (-1: no wish). Live graph changes move on here.
+  // Called by the control thread's loop; returns how many microseconds until
+  // it wants to be called again (-1: no wish). Live graph changes move on here.
   std::function<int()> poll;
   uint32_t rate_hz = 48000;
   uint32_t block_frames = 128;

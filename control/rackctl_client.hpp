@@ -3,6 +3,7 @@
 // /rackd/error, 3 when rackd does not answer). rackctl's one thread only.
 #pragma once
 
+#include "modules/common/text.hpp"
 #include <lo/lo.h>
 #include <netdb.h>
 #include <poll.h>
@@ -141,27 +142,7 @@ class Client {
   std::string where_;
 };
 
-// A JSON string's contents: quotes, backslashes and control characters escaped.
-inline std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (c == '\n') {
-      o += "\\n";
-    } else if (c == '\t') {
-      o += "\\t";
-    } else if (u < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      o += buf;
-    } else {
-      o += c;
-    }
-  }
-  return o;
-}
+using rackd::modules::json_escape;
+
 
 }  // namespace rackctl

@@ -150,7 +150,9 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     hooks.limited_frames = [&server] { return server.engine().limited_frames(); };
     hooks.restart = [&server](uint32_t slot, std::string& why) { return server.supervisor().restart(slot, why); };
     hooks.graph_version = [&editor] { return editor.version(); };
-    hooks.poll = drain_and_poll;
+    // While a change is under way the control thread looks every 250 us: a
+    // connect is answered within a fraction of a cycle of taking effect.
+    hooks.poll = [&drain_and_poll] { return drain_and_poll() < 0 ? -1 : 250; };
     hooks.graph = [&editor, &osc](const control::OscMessage& m, const control::Peer& from) {
       control::Dispatcher& d = osc->dispatcher();
       if (m.address == "/rackd/graph") {

@@ -133,6 +133,19 @@ void keep_fading(std::vector<Edge>& want, const std::vector<Edge>& had) {
   }
 }
 
+// True when some edge of `s` is on its way out (target gain 0).
+bool fading_out(const Schedule& s) {
+  for (uint32_t k = 0; k < s.count; ++k) {
+    for (uint32_t j = 0; j < s.steps[k].input_count; ++j) {
+      if (s.steps[k].inputs[j].gain == 0.0f) return true;
+    }
+  }
+  for (uint32_t j = 0; j < s.output_count; ++j) {
+    if (s.outputs[j].gain == 0.0f) return true;
+  }
+  return false;
+}
+
 bool write_file(const std::string& path, const std::string& text, std::string& why) {
   const std::string tmp = path + ".tmp-" + std::to_string(getpid());
   {
@@ -430,7 +443,9 @@ bool GraphEditor::step(Change& c) {
           engine_.segment().module_in(c.spawned.front()).first_good_ns.load(std::memory_order_acquire) != 0)
         reply(c, true, c.edit.subject());
       if (engine_.settled() != c.schedule) return false;
-      c.phase = Phase::kFinal;
+      // Nothing leaves and no edge fades out: the crossfade schedule is the
+      // final one already.
+      c.phase = c.retire.empty() && !fading_out(engine_.current()) ? Phase::kStop : Phase::kFinal;
       return true;
     }
     case Phase::kFinal: {

@@ -1,6 +1,8 @@
 // Server: engine + supervisor + exit summary. [setup] thread.
 #include "server/server.hpp"
 
+#include "modules/common/text.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -91,27 +93,7 @@ void Server::stop() {
   engine_.segment().remove_name();
 }
 
-namespace {
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char ch : s) {
-    auto u = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      o += '\\';
-      o += ch;
-    } else if (u < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", u);
-      o += buf;
-    } else {
-      o += ch;
-    }
-  }
-  return o;
-}
-
-}  // namespace
+using modules::json_escape;
 
 std::string Server::summary_json(uint64_t xruns, const std::string& extra) const {
   const auto reports = stopped_ ? final_ : const_cast<Supervisor&>(supervisor_).report();

@@ -157,7 +157,7 @@ exercise() {
     [[ $words == "--help --version check devices render run
 --audio-cpu --batch --block --duration --events --in --module-timeout --out --rate
 $patches/tone.toml $patches/touchosc-simple.toml
-bypass dump get restart set status top" ]] || fail "completions: $words"
+add bypass connect disconnect dump get graph load remove restart save set status top" ]] || fail "completions: $words"
     echo "   ok"
   else
     echo "== bash completion: skipped (no bash-completion)"

@@ -403,23 +403,6 @@ void save_check_load(Editor& ed) {
   EXPECT_EQ(l.status, 0) << l.err << "\n" << text;
 }
 
-long fd_count(pid_t pid) {
-  long n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       it != std::filesystem::directory_iterator(); ++it)
-    ++n;
-  return n;
-}
-
-long rss_kb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
-}
-
 // /dev/shm entries of this rackd (its segment) and of this test's jackd.
 long shm_entries(pid_t rackd, const std::string& jack_name) {
   const std::string mine = "rackd-" + std::to_string(getuid()) + "-" + std::to_string(rackd);

@@ -281,6 +281,23 @@ std::string json_string(const std::string& json, const std::string& module, cons
   return s.substr(at, s.find('"', at) - at);
 }
 
+long fd_count(pid_t pid) {
+  long n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       it != std::filesystem::directory_iterator(); ++it)
+    ++n;
+  return n;
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return -1;
+}
+
 uint16_t free_udp_port() {
   int fd = socket(AF_INET, SOCK_DGRAM, 0);
   sockaddr_in a{};

@@ -121,6 +121,10 @@ std::string tone_chain_patch();
 // was logged and no segment is left. Returns the exit JSON.
 std::string kill_p1_and_expect_recovery(Process& p, double seconds);
 
+// Open file descriptors of `pid`, and its resident memory (VmRSS) in KiB (-1: gone).
+long fd_count(pid_t pid);
+long rss_kb(pid_t pid);
+
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
 

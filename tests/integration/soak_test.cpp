@@ -21,15 +21,6 @@
 namespace rackd::test {
 namespace {
 
-long fd_count(pid_t pid) {
-  long n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
-       it != std::filesystem::directory_iterator(); ++it)
-    ++n;
-  return n;
-}
-
 // File descriptors of the server while all `modules` module processes run
 // (during a restart a pidfd is briefly missing).
 long fd_count_steady(pid_t pid, size_t modules) {
@@ -41,14 +32,6 @@ long fd_count_steady(pid_t pid, size_t modules) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return fd_count(pid);
-}
-
-long rss_kb(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
-  return -1;
 }
 
 std::vector<double> json_array(const std::string& json, const std::string& module, const std::string& key) {
