@@ -56,6 +56,12 @@ void Dispatcher::sync_slots() {
       seen_.size() == patch_.modules.size())
     return;
   if (hooks_.graph_version) seen_version_ = hooks_.graph_version();
+  // Mappings follow their module by name: a module replaced by a load lives
+  // in another slot, a removed one leaves its mappings without a target.
+  for (OscMapping& mp : map_.entries) {
+    std::string why;
+    if (!resolve_param(patch_, mp.to, mp.target, why)) mp.target.module = shm::kNoSlot;
+  }
   const uint32_t n = std::min<uint32_t>(segment_.module_count(), static_cast<uint32_t>(patch_.modules.size()));
   seen_.resize(n);
   values_.resize(n);

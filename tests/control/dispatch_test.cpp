@@ -210,6 +210,31 @@ TEST_F(DispatchTest, SubscribersGetStateChangesParameterChangesAndMeters) {
   EXPECT_TRUE(sent_.empty());
 }
 
+// Live graph changes move modules between slots: a mapping follows its
+// module by name, and one whose module left answers with an error.
+TEST_F(DispatchTest, MappingsFollowTheirModuleWhenTheGraphChanges) {
+  uint64_t version = 1;
+  hooks_.graph_version = [&version] { return version; };
+  make(parse_osc_map(test::kTwoModulePatch, "t.toml", rig_->patch));
+  send("/1/fader1", {OscArg::float32(0.75f)});
+  EXPECT_NEAR(get_param(in(1), 0)[0], 6.0, 1e-9);
+  // "p" moves from slot 1 to slot 2 (as a replacement would), slot 1 is free.
+  rig_->patch.modules.resize(3);
+  rig_->patch.modules[2] = rig_->patch.modules[1];
+  rig_->patch.modules[1] = graph::PatchModule{};
+  server::write_module_slot(*rig_->segment, 2, rig_->patch.modules[2]);
+  in(2).state.store(static_cast<uint32_t>(shm::ModuleState::kRunning));
+  ++version;
+  send("/1/fader1", {OscArg::float32(0.25f)});
+  EXPECT_NEAR(get_param(in(2), 0)[0], -6.0, 1e-9);
+  EXPECT_NEAR(get_param(in(1), 0)[0], 6.0, 1e-9) << "the old slot is left alone";
+  // "p" leaves.
+  rig_->patch.modules.resize(2);
+  ++version;
+  sent_.clear();
+  expect_error("/1/fader1", {OscArg::float32(0.5f)}, "not in the segment");
+}
+
 TEST_F(DispatchTest, SubscriberListIsBoundedDroppingTheOldest) {
   for (uint16_t k = 0; k < kMaxSubscribers + 3; ++k) send("/rackd/notify", {OscArg::int32(1)}, Peer::loopback(10000 + k));
   EXPECT_EQ(d_->subscribers().size(), kMaxSubscribers);
