@@ -185,6 +185,7 @@ class Engine {
  private:
   enum class Verdict { kSend, kBusy, kBypass, kSilence };
   uint32_t adopted_index() const noexcept { return buffers_[0].id == adopted() ? 0u : 1u; }
+  void adopt_pending() noexcept RACKD_RT;
   void adopt(const Schedule& s) noexcept RACKD_RT;
   void plan_inputs() noexcept RACKD_RT;
   void commit_gains() noexcept RACKD_RT;

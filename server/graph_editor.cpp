@@ -232,11 +232,8 @@ std::string GraphEditor::save_text() {
   return graph::to_toml(model_);
 }
 
-uint32_t GraphEditor::free_slot() const {
-  for (uint32_t s = 0; s < shm::kMaxModules; ++s) {
-    if (!contains(slots_, s) && supervisor_.is_free(s)) return s;
-  }
-  return shm::kNoSlot;
+bool GraphEditor::all_free(const std::vector<uint32_t>& slots) const {
+  return std::all_of(slots.begin(), slots.end(), [&](uint32_t s) { return supervisor_.is_free(s); });
 }
 
 void GraphEditor::submit(graph::Edit e, Done done) {
@@ -469,9 +466,7 @@ bool GraphEditor::step(Change& c) {
       c.phase = Phase::kStop;
       return true;
     case Phase::kStop:
-      for (uint32_t slot : c.retire) {
-        if (!supervisor_.is_free(slot)) return false;
-      }
+      if (!all_free(c.retire)) return false;
       if (!c.target.modules.empty()) {
         model_ = c.target;
         slots_ = c.target_slots;
@@ -480,10 +475,7 @@ bool GraphEditor::step(Change& c) {
       reply(c, true, c.edit.subject());
       return false;
     case Phase::kAbort:
-      for (uint32_t slot : c.spawned) {
-        if (!supervisor_.is_free(slot)) return false;
-      }
-      return false;
+      return false;  // poll() waits for the spawned slots to be free
   }
   return false;
 }
@@ -498,18 +490,8 @@ int GraphEditor::poll() {
     Change& c = queue_.front();
     while (step(c)) {
     }
-    const bool finished = (c.phase == Phase::kStop && c.replied && [&] {
-                            for (uint32_t s : c.retire) {
-                              if (!supervisor_.is_free(s)) return false;
-                            }
-                            return true;
-                          }()) ||
-                          (c.phase == Phase::kAbort && [&] {
-                            for (uint32_t s : c.spawned) {
-                              if (!supervisor_.is_free(s)) return false;
-                            }
-                            return true;
-                          }());
+    const bool finished = (c.phase == Phase::kStop && c.replied && all_free(c.retire)) ||
+                          (c.phase == Phase::kAbort && all_free(c.spawned));
     if (finished) {
       queue_.pop_front();
       active_ = false;

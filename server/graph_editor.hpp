@@ -95,7 +95,7 @@ class GraphEditor {
   bool step(Change& c);                   // true: call again at once
   void reply(Change& c, bool ok, const std::string& text);
   void read_params();
-  uint32_t free_slot() const;
+  bool all_free(const std::vector<uint32_t>& slots) const;
   void update_by_slot(const Patch& p, const std::vector<uint32_t>& slots);
   // Schedules: the union of old and new (each edge toward its new gain), the
   // old one with what goes away fading out, and the new one alone.
