@@ -59,8 +59,18 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::string>
   std::vector<char*> a;
   for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
   a.push_back(nullptr);
+  // An entry of `env` replaces the inherited variable of the same name (getenv
+  // returns the first match, so appending alone would not override it).
+  auto overridden = [&env](const char* kv) {
+    const char* eq = std::strchr(kv, '=');
+    const size_t n = eq ? static_cast<size_t>(eq - kv) + 1 : std::strlen(kv);
+    for (const auto& o : env)
+      if (o.compare(0, n, kv, n) == 0) return true;
+    return false;
+  };
   std::vector<std::string> e_store;
-  for (char** e = environ; *e; ++e) e_store.emplace_back(*e);
+  for (char** e = environ; *e; ++e)
+    if (!overridden(*e)) e_store.emplace_back(*e);
   // Every rackd started by a test takes any free OSC port unless the test says
   // otherwise, so tests (and a rackd the developer is running) never collide.
   e_store.emplace_back("RACKD_OSC_PORT=0");
