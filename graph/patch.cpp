@@ -158,9 +158,9 @@ Patch PatchParser::parse(const std::string& text) {
 
   for (const Entry& e : in_file_order(root)) {
     const std::string_view k = e.first->str();
-    if (k != "server" && k != "module" && k != "output" && k != "osc") {
+    if (k != "server" && k != "module" && k != "output" && k != "osc" && k != "desktop") {
       fail(key_line(e, root_line), "unknown top-level key " + quote(k) +
-                                       " (accepted: [server], [[module]], [output], [osc])");
+                                       " (accepted: [server], [[module]], [output], [osc], [desktop])");
     }
   }
   // [osc] belongs to the OSC mapper, which reads the file itself.
@@ -194,6 +194,7 @@ Patch PatchParser::parse(const std::string& text) {
   parse_output(*ot);
 
   patch_detail::resolve_graph(path_, inputs_, server_input_channels_, server_input_line_, patch_);
+  if (const toml::node* d = root.get("desktop")) patch_detail::parse_desktop(*d, path_, patch_);
   return std::move(patch_);
 }
 

@@ -57,6 +57,27 @@ struct PatchModule {
   int single_input() const { return inputs.size() == 1 && inputs[0].gain_db == 0.0 ? inputs[0].from : -1; }
 };
 
+// One [[desktop.output]] entry: what the graph does while its output plays on
+// a matching device (server/desktop.cpp applies it).
+struct DesktopOutput {
+  std::string match;                   // substring of the device's node name or description (any case)
+  std::string preset;                  // absolute path of an AutoEQ/APO preset for Desktop::eq, or empty
+  std::vector<std::string> bypass;     // modules bypassed on this output
+  // Desktop::eq's parameter values with `preset` (empty without a preset):
+  // computed here, so a bad preset refuses the patch at load, not at a switch.
+  std::vector<std::vector<double>> eq_params;
+  uint32_t line = 0;
+};
+
+// [desktop]: rackd as a PipeWire sink (`rackd run --desktop`).
+struct Desktop {
+  bool sink = false;                   // sink = true: `rackd run` makes the sink without --desktop
+  std::string name;                    // the sink's description; empty: "rackd: <patch file stem>"
+  std::string eq;                      // the eq module the presets apply to ("" when no entry has one)
+  std::vector<DesktopOutput> outputs;  // first match wins; none matches: the patch as written
+  uint32_t line = 0;                   // 0: the patch has no [desktop] table
+};
+
 struct Patch {
   std::string path;                    // as given
   uint32_t rate_hz = 48000;            // [server] rate
@@ -67,6 +88,7 @@ struct Patch {
   double fade_ms = 50.0;               // [server] fade_ms: how long a live graph change fades
   std::vector<PatchModule> modules;    // topological order
   std::vector<int> outputs;            // [output] from: module indices mixed to the device
+  Desktop desktop;                     // [desktop]
 };
 
 // [setup] Reads and validates `path`. Throws PatchError("path:line: reason").

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <toml++/toml.h>
+
 #include "graph/patch.hpp"
 
 namespace rackd::graph::patch_detail {
@@ -24,5 +26,9 @@ struct NamedInput {
 // filled in. Throws PatchError.
 void resolve_graph(const std::string& path, const std::vector<std::vector<NamedInput>>& inputs,
                    std::optional<uint32_t> server_input_channels, uint32_t server_input_line, Patch& patch);
+
+// The [desktop] table (graph/patch_desktop.cpp), read once the graph is
+// resolved: its entries name modules. Throws PatchError.
+void parse_desktop(const toml::node& desktop, const std::string& path, Patch& patch);
 
 }  // namespace rackd::graph::patch_detail

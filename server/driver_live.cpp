@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include "control/control_server.hpp"
 #include "control/osc_map.hpp"
 #include "server/audio_cpu.hpp"
+#include "server/desktop.hpp"
 #include "server/drivers.hpp"
 #include "server/graph_editor.hpp"
 #include "control/graph_request.hpp"
@@ -96,8 +98,24 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
 
   LiveState state;  // before the device: its audio thread writes here until stop()
   std::string error;
-  std::unique_ptr<LiveDevice> device = is_null_device(opt.device) ? open_null_device(request)
-                                                                  : open_portaudio_device(opt.device, request, error);
+  std::unique_ptr<LiveDevice> device;
+  std::unique_ptr<DesktopPresets> presets;  // [[desktop.output]], applied on the editor's thread
+  if (opt.desktop || patch.desktop.sink) {
+    presets = std::make_unique<DesktopPresets>(patch);
+    DesktopRequest d;
+    std::string stem = std::filesystem::path(patch.path).stem().string();
+    for (char& c : stem)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '-';
+    d.node_name = "rackd-" + stem;
+    d.description = patch.desktop.name.empty() ? "rackd: " + stem : patch.desktop.name;
+    d.output_match = opt.device;
+    d.on_output = [p = presets.get()](const std::string& name, const std::string& description) {
+      p->output_changed(name, description);
+    };
+    device = open_pipewire_device(request, std::move(d), error);
+  } else {
+    device = is_null_device(opt.device) ? open_null_device(request) : open_portaudio_device(opt.device, request, error);
+  }
   if (!device) {
     std::fprintf(stderr, "rackd: %s\n", error.c_str());
     return 1;
@@ -138,6 +156,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
       }
       inbox.clear();
     }
+    if (presets) presets->apply(editor, server.engine().segment());
     return editor.poll();
   };
   std::unique_ptr<control::ControlServer> osc;

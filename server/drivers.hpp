@@ -35,6 +35,7 @@ struct LiveOptions {
   std::string osc_bind = "127.0.0.1";
   int osc_feedback = 0;              // [osc.map] feedback port; 0: the sender's
   bool watch = false;                // reload the patch whenever its file is saved
+  bool desktop = false;              // PipeWire sink (device_pipewire.cpp); also [desktop] sink = true
   AudioCpuOption audio_cpu;          // where the audio threads run (audio_cpu.hpp)
 };
 

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,26 @@ bool is_null_device(const std::string& want);
 std::unique_ptr<LiveDevice> open_null_device(const DeviceRequest& request);
 // [setup] The row `rackd devices` prints for the null device.
 void print_null_device_row();
+
+// What a desktop run (`rackd run --desktop`) asks of PipeWire besides the request.
+struct DesktopRequest {
+  std::string node_name;             // the sink's node.name ("rackd-binaural-7.1")
+  std::string description;           // what desktops show ("rackd: binaural-7.1")
+  std::string output_match;          // --device: the output device (substring of its name); empty: the default
+  // [control] Called on the PipeWire thread each time the output moves to
+  // another device (node.name, description). Must not block.
+  std::function<void(const std::string& name, const std::string& description)> on_output;
+  // Filled in by open_pipewire_device().
+  std::vector<uint32_t> in_positions, out_positions;
+  std::string positions;             // the sink's channel map ("FL,FR,FC,LFE,RL,RR,SL,SR")
+};
+
+// [setup] The PipeWire desktop device (device_pipewire.cpp): a sink named
+// after the patch whose input is the patch's device input, output to the
+// default (or the --device) output; reconnects by itself when PipeWire comes
+// back. nullptr with `error` when the patch cannot make a sink.
+std::unique_ptr<LiveDevice> open_pipewire_device(const DeviceRequest& request, DesktopRequest desktop,
+                                                 std::string& error);
 
 // [setup] The PortAudio output device whose "host api: name" contains `want`
 // (or the default one), checked against the request's channel counts;

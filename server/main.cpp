@@ -27,7 +27,7 @@ using rackd::graph::load_patch;
 constexpr const char* kUsage = R"(usage:
   rackd run PATCH [--device NAME|null] [--block FRAMES] [--rate HZ] [--duration SECONDS]
                   [--rt-priority N] [--audio-cpu auto|none|CPU] [--osc-port PORT] [--osc-bind ADDR]
-                  [--osc-feedback PORT] [--jack-name NAME|patch] [--watch]
+                  [--osc-feedback PORT] [--jack-name NAME|patch] [--watch] [--desktop]
       Play PATCH live on a PortAudio device (default: the default output
       device) or on rackd's null device. Stops on SIGINT/SIGTERM (or after
       --duration) and prints one JSON line: {"cycles":N,"xruns":N,"modules":{...}}.
@@ -35,6 +35,12 @@ constexpr const char* kUsage = R"(usage:
       load/save/graph); --watch reloads PATCH whenever the file is saved,
       applying only the difference, click-free (a bad save is refused and the
       graph plays on as it was).
+      --desktop (or [desktop] sink = true in PATCH): on PipeWire, PATCH becomes
+      an output device for desktop applications, "rackd: <patch name>", with
+      the patch's input channels (7.1: FL FR FC LFE RL RR SL SR); its output
+      plays on the default device (or --device NAME: the one whose name
+      contains NAME) and follows it; reconnects by itself when PipeWire
+      restarts. See docs/desktop.md.
   rackd render PATCH --out OUT [--in IN] [--duration SECONDS] [--rate HZ]
                      [--block FRAMES] [--module-timeout SECONDS] [--events FILE]
                      [--audio-cpu auto|none|CPU] [--batch BLOCKS] [--keep-going]
@@ -52,7 +58,8 @@ constexpr const char* kUsage = R"(usage:
       List PortAudio devices with host API and channel counts, and the null device.
   rackd --help | --version
 
-  --device NAME       substring of "host api: device name" (see rackd devices); null: rackd's
+  --device NAME       substring of "host api: device name" (see rackd devices); with --desktop:
+                      of the PipeWire output device's name or description; null: rackd's
                       own device, no sound card or server needed: silent input, output
                       discarded, paced by a thread at SCHED_FIFO --rt-priority + 1 that
                       sleeps to each period boundary; xruns = its late and missed cycles
@@ -206,6 +213,8 @@ int main(int argc, char** argv) {
       std::vector<char*> run_args(argv, argv + argc);
       const bool watch =
           std::erase_if(run_args, [](const char* arg) { return std::string_view(arg) == "--watch"; }) > 0;
+      const bool desktop =
+          std::erase_if(run_args, [](const char* arg) { return std::string_view(arg) == "--desktop"; }) > 0;
       argc = static_cast<int>(run_args.size());
       argv = run_args.data();
       Args a = parse_args(argc, argv, 2, {"--device", "--block", "--rate", "--duration", "--rt-priority",
@@ -214,6 +223,7 @@ int main(int argc, char** argv) {
       Patch p = load_or_exit(a, "run");
       LiveOptions o;
       o.watch = watch;
+      o.desktop = desktop;
       // $RACKD_OSC_PORT changes the default port (tests give each rackd a free one).
       if (const char* env = std::getenv("RACKD_OSC_PORT"); env && *env)
         o.osc_port = static_cast<int>(to_number("RACKD_OSC_PORT", env, -1, 65535));

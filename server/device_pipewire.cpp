@@ -1,0 +1,584 @@
+// The PipeWire desktop back-end of a live run (live_device.hpp): rackd as a
+// sink that desktop applications play to, its output a stream to the real
+// output device. docs/desktop.md argues the design; in short, two streams as
+// PipeWire's own filter-chain builds a virtual sink:
+//   * the sink: a capture stream with media.class Audio/Sink, the patch's
+//     input channels with an explicit channel map (7.1: FL FR FC LFE RL RR SL
+//     SR, the hrir module's order with PipeWire's names). Applications and the
+//     session manager see an output device like any other;
+//   * the output: a playback stream (Stream/Output/Audio) that the session
+//     manager links to the default sink, or to --device, and moves when the
+//     default changes. Both streams share node.group (one driver, one cycle)
+//     and node.link-group (never linked to each other).
+// The capture stream's process callback triggers the playback stream's, which
+// takes the newest input buffer and the output buffer and runs one graph
+// cycle: rackd's engine is clocked by the output device, as on any device.
+//
+// Persistence: when PipeWire goes away (restart, crash) the core reports
+// EPIPE; everything is torn down and a timer tries to connect again every
+// 250 ms, remaking both streams; the session manager links them as it does
+// at start. The output the playback stream is linked to is watched through the
+// registry (links and nodes) and reported to the session (per-output presets).
+//
+// Threads: [setup] for the class; the PipeWire thread loop ("rackd-pw",
+// [control]) runs every callback except the process ones, which run on
+// libpipewire's data thread ([rt]: cycle() allocates nothing and makes no
+// system call; libpipewire's own dequeue/queue/trigger are lock-free).
+#include <pipewire/extensions/metadata.h>
+#include <pipewire/pipewire.h>
+#include <spa/param/audio/format-utils.h>
+#include <spa/utils/result.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "server/live_device.hpp"
+#include "shm/futex.hpp"
+
+namespace rackd::server {
+namespace {
+
+constexpr uint32_t kMaxQuantum = 8192;  // PipeWire's largest quantum
+constexpr int kRetryMs = 250;
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+const char* dict(const spa_dict* props, const char* key) {
+  const char* v = props ? spa_dict_lookup(props, key) : nullptr;
+  return v ? v : "";
+}
+
+struct NodeInfo {
+  std::string name, description, media_class, serial;
+};
+
+class PipeWireDevice final : public LiveDevice {
+ public:
+  PipeWireDevice(const DeviceRequest& r, DesktopRequest d) : request_(r), desk_(std::move(d)) {
+    const uint32_t b = r.block_frames;
+    acc_in_.assign(std::size_t{std::max<uint32_t>(r.input_channels, 1)} * b, 0.0f);
+    acc_out_.assign(std::size_t{std::max<uint32_t>(r.output_channels, 1)} * b, 0.0f);
+    queue_.assign(std::size_t{std::max<uint32_t>(r.output_channels, 1)} * kQueueFrames(b), 0.0f);
+    zero_.assign(kMaxQuantum, 0.0f);
+    in_ptrs_.assign(std::max<uint32_t>(r.input_channels, 1), zero_.data());
+    acc_in_ptrs_.assign(in_ptrs_.size(), nullptr);
+    for (std::size_t c = 0; c < acc_in_ptrs_.size(); ++c) acc_in_ptrs_[c] = acc_in_.data() + c * b;
+    acc_out_ptrs_.assign(std::max<uint32_t>(r.output_channels, 1), nullptr);
+    for (std::size_t c = 0; c < acc_out_ptrs_.size(); ++c) acc_out_ptrs_[c] = acc_out_.data() + c * b;
+    out_ptrs_.assign(acc_out_ptrs_.size(), nullptr);
+  }
+  ~PipeWireDevice() override { stop(); }
+
+  std::string name() const override { return "PipeWire: " + desk_.description; }
+  uint32_t input_channels() const override { return request_.input_channels; }
+
+  bool start(LiveState& state, std::string& error) override {
+    state_ = &state;
+    pw_init(nullptr, nullptr);
+    loop_ = pw_thread_loop_new("rackd-pw", nullptr);
+    if (!loop_) {
+      error = "PipeWire: cannot create its thread loop";
+      return false;
+    }
+    pw_loop* loop = pw_thread_loop_get_loop(loop_);
+    // client-rt.conf: libpipewire-module-rt makes the data thread real-time.
+    context_ = pw_context_new(loop, pw_properties_new(PW_KEY_CONFIG_NAME, "client-rt.conf", nullptr), 0);
+    if (!context_) {
+      error = std::string("PipeWire: cannot create a context: ") + std::strerror(errno);
+      return false;
+    }
+    retry_ = pw_loop_add_timer(loop, &PipeWireDevice::on_retry, this);
+    if (!connect_core()) {
+      const char* rt = std::getenv("XDG_RUNTIME_DIR");
+      error = std::string("cannot connect to PipeWire: ") + std::strerror(errno) +
+              " (is PipeWire running for this user? XDG_RUNTIME_DIR=" + (rt ? rt : "unset") +
+              "); without PipeWire, leave out --desktop";
+      return false;
+    }
+    if (pw_thread_loop_start(loop_) < 0) {
+      error = "PipeWire: cannot start its thread loop";
+      return false;
+    }
+    started_ = true;
+    return true;
+  }
+
+  bool active() override { return started_; }
+
+  void stop() override {
+    if (!loop_) return;
+    if (started_) pw_thread_loop_lock(loop_);
+    teardown();
+    if (retry_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), retry_);
+    retry_ = nullptr;
+    if (started_) {
+      pw_thread_loop_unlock(loop_);
+      pw_thread_loop_stop(loop_);
+    }
+    started_ = false;
+    if (context_) pw_context_destroy(context_);
+    context_ = nullptr;
+    pw_thread_loop_destroy(loop_);
+    loop_ = nullptr;
+  }
+
+  std::string note() const override {
+    return "desktop sink \"" + desk_.description + "\" (" + desk_.node_name + "), " +
+           std::to_string(request_.input_channels) + " channels " + desk_.positions + "; output " +
+           (desk_.output_match.empty() ? "follows the default device" : "to the device matching \"" +
+                                                                             desk_.output_match + "\"");
+  }
+
+ private:
+  static uint32_t kQueueFrames(uint32_t block) { return 2 * kMaxQuantum + 2 * block; }
+
+  // ---- connection ([control]: the PipeWire thread, or start() before it runs)
+
+  bool connect_core() {
+    core_ = pw_context_connect(context_, nullptr, 0);
+    if (!core_) return false;
+    static const pw_core_events core_events = [] {
+      pw_core_events e{};
+      e.version = PW_VERSION_CORE_EVENTS;
+      e.done = &PipeWireDevice::on_core_done;
+      e.error = &PipeWireDevice::on_core_error;
+      return e;
+    }();
+    pw_core_add_listener(core_, &core_hook_, &core_events, this);
+    registry_ = pw_core_get_registry(core_, PW_VERSION_REGISTRY, 0);
+    static const pw_registry_events registry_events = [] {
+      pw_registry_events e{};
+      e.version = PW_VERSION_REGISTRY_EVENTS;
+      e.global = &PipeWireDevice::on_global;
+      e.global_remove = &PipeWireDevice::on_global_remove;
+      return e;
+    }();
+    pw_registry_add_listener(registry_, &registry_hook_, &registry_events, this);
+    // The streams come once the registry has listed what exists (for --device).
+    sync_seq_ = pw_core_sync(core_, PW_ID_CORE, 0);
+    return true;
+  }
+
+  void teardown() {
+    // The capture stream first: it is what triggers the playback stream.
+    if (capture_) pw_stream_destroy(capture_);
+    capture_ = nullptr;
+    playback_rt_.store(nullptr, std::memory_order_release);
+    if (playback_) pw_stream_destroy(playback_);
+    playback_ = nullptr;
+    if (metadata_) pw_proxy_destroy(reinterpret_cast<pw_proxy*>(metadata_));
+    metadata_ = nullptr;
+    if (registry_) pw_proxy_destroy(reinterpret_cast<pw_proxy*>(registry_));
+    registry_ = nullptr;
+    if (core_) pw_core_disconnect(core_);
+    core_ = nullptr;
+    nodes_.clear();
+    links_.clear();
+  }
+
+  void arm_retry(int ms) {
+    timespec value{ms / 1000, static_cast<long>(ms % 1000) * 1'000'000L};
+    timespec interval{0, 0};
+    pw_loop_update_timer(pw_thread_loop_get_loop(loop_), retry_, &value, &interval, false);
+  }
+
+  static void on_retry(void* data, uint64_t) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    self->teardown();
+    if (!self->connect_core()) {
+      self->arm_retry(kRetryMs);
+      return;
+    }
+    std::fprintf(stderr, "rackd: desktop: connected to PipeWire again\n");
+  }
+
+  static void on_core_error(void* data, uint32_t id, int, int res, const char* message) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (id != PW_ID_CORE || res != -EPIPE) {
+      if (id == PW_ID_CORE)
+        std::fprintf(stderr, "rackd: desktop: PipeWire: %s (%s)\n", message ? message : "", spa_strerror(res));
+      return;
+    }
+    std::fprintf(stderr, "rackd: desktop: PipeWire went away; reconnecting every %d ms\n", kRetryMs);
+    self->output_ = NodeInfo{};
+    self->arm_retry(1);  // not from inside the core's own callback
+  }
+
+  static void on_core_done(void* data, uint32_t id, int seq) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (id != PW_ID_CORE || seq != self->sync_seq_ || self->capture_) return;
+    if (!self->make_streams()) self->arm_retry(kRetryMs);
+  }
+
+  // ---- streams
+
+  pw_properties* common_props(const char* media_class) const {
+    const std::string latency = std::to_string(request_.block_frames) + "/" + std::to_string(request_.rate_hz);
+    const std::string group = "rackd-" + std::to_string(::getpid());
+    return pw_properties_new(PW_KEY_MEDIA_TYPE, "Audio", PW_KEY_MEDIA_CLASS,
+                             media_class, PW_KEY_NODE_GROUP, group.c_str(), PW_KEY_NODE_LINK_GROUP, group.c_str(),
+                             PW_KEY_NODE_LATENCY, latency.c_str(), PW_KEY_NODE_ALWAYS_PROCESS, "true",
+                             PW_KEY_APP_NAME, "rackd", nullptr);
+  }
+
+  static const spa_pod* format(spa_pod_builder& b, uint32_t rate, const std::vector<uint32_t>& positions) {
+    spa_audio_info_raw info{};
+    info.format = SPA_AUDIO_FORMAT_F32P;
+    info.rate = rate;
+    info.channels = static_cast<uint32_t>(positions.size());
+    for (std::size_t i = 0; i < positions.size() && i < SPA_AUDIO_MAX_CHANNELS; ++i) info.position[i] = positions[i];
+    return spa_format_audio_raw_build(&b, SPA_PARAM_EnumFormat, &info);
+  }
+
+  static pw_stream_events stream_events(void (*process)(void*)) {
+    pw_stream_events e{};
+    e.version = PW_VERSION_STREAM_EVENTS;
+    e.state_changed = &PipeWireDevice::on_state;
+    e.process = process;
+    return e;
+  }
+
+  bool make_streams() {
+    static const pw_stream_events capture_events = stream_events(&PipeWireDevice::on_capture_process);
+    static const pw_stream_events playback_events = stream_events(&PipeWireDevice::on_playback_process);
+    pw_properties* cp = common_props("Audio/Sink");
+    pw_properties_set(cp, PW_KEY_NODE_NAME, desk_.node_name.c_str());
+    pw_properties_set(cp, PW_KEY_NODE_DESCRIPTION, desk_.description.c_str());
+    pw_properties_set(cp, PW_KEY_NODE_VIRTUAL, "true");
+    pw_properties_setf(cp, PW_KEY_AUDIO_CHANNELS, "%u", request_.input_channels);
+    pw_properties_set(cp, SPA_KEY_AUDIO_POSITION, desk_.positions.c_str());
+    capture_ = pw_stream_new(core_, "rackd sink", cp);
+
+    pw_properties* pp = common_props("Stream/Output/Audio");
+    const std::string out_name = desk_.node_name + ".output";
+    const std::string out_desc = desk_.description + " (output)";
+    pw_properties_set(pp, PW_KEY_NODE_NAME, out_name.c_str());
+    pw_properties_set(pp, PW_KEY_NODE_DESCRIPTION, out_desc.c_str());
+    pw_properties_set(pp, PW_KEY_STREAM_DONT_REMIX, "true");
+    if (const NodeInfo* target = matching_output()) pw_properties_set(pp, PW_KEY_TARGET_OBJECT, target->name.c_str());
+    else if (!desk_.output_match.empty())
+      std::fprintf(stderr, "rackd: desktop: no output device matches \"%s\" yet; playing on the default one\n",
+                   desk_.output_match.c_str());
+    playback_ = pw_stream_new(core_, "rackd output", pp);
+    if (!capture_ || !playback_) {
+      std::fprintf(stderr, "rackd: desktop: PipeWire refused a stream: %s\n", std::strerror(errno));
+      return false;
+    }
+    pw_stream_add_listener(capture_, &capture_hook_, &capture_events, this);
+    pw_stream_add_listener(playback_, &playback_hook_, &playback_events, this);
+    playback_rt_.store(playback_, std::memory_order_release);
+
+    uint8_t buf[2048];
+    spa_pod_builder b{};
+    spa_pod_builder_init(&b, buf, sizeof buf);
+    const spa_pod* in_params[1] = {format(b, request_.rate_hz, desk_.in_positions)};
+    const spa_pod* out_params[1] = {format(b, request_.rate_hz, desk_.out_positions)};
+    const auto flags = static_cast<pw_stream_flags>(PW_STREAM_FLAG_AUTOCONNECT | PW_STREAM_FLAG_MAP_BUFFERS |
+                                                    PW_STREAM_FLAG_RT_PROCESS);
+    int r = pw_stream_connect(capture_, PW_DIRECTION_INPUT, PW_ID_ANY, flags, in_params, 1);
+    if (r >= 0)
+      r = pw_stream_connect(playback_, PW_DIRECTION_OUTPUT, PW_ID_ANY,
+                            static_cast<pw_stream_flags>(flags | PW_STREAM_FLAG_TRIGGER), out_params, 1);
+    if (r < 0) {
+      std::fprintf(stderr, "rackd: desktop: cannot connect the streams: %s\n", spa_strerror(r));
+      return false;
+    }
+    if (!announced_) {
+      std::fprintf(stderr, "rackd: desktop: connected to PipeWire; sink \"%s\" (%s) is up\n", desk_.description.c_str(),
+                   desk_.node_name.c_str());
+      announced_ = true;
+    }
+    return true;
+  }
+
+  static void on_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (state == PW_STREAM_STATE_ERROR)
+      std::fprintf(stderr, "rackd: desktop: stream error: %s\n", error ? error : "?");
+    self->check_output();
+  }
+
+  // ---- the registry: which device the output plays on
+
+  static void on_global(void* data, uint32_t id, uint32_t, const char* type, uint32_t, const spa_dict* props) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (std::strcmp(type, PW_TYPE_INTERFACE_Node) == 0) {
+      self->nodes_[id] = NodeInfo{dict(props, PW_KEY_NODE_NAME), dict(props, PW_KEY_NODE_DESCRIPTION),
+                                  dict(props, PW_KEY_MEDIA_CLASS), dict(props, PW_KEY_OBJECT_SERIAL)};
+      self->follow_device();
+    } else if (std::strcmp(type, PW_TYPE_INTERFACE_Link) == 0) {
+      const char* out = dict(props, PW_KEY_LINK_OUTPUT_NODE);
+      const char* in = dict(props, PW_KEY_LINK_INPUT_NODE);
+      if (*out && *in) self->links_[id] = {static_cast<uint32_t>(std::atol(out)), static_cast<uint32_t>(std::atol(in))};
+      self->check_output();
+    } else if (std::strcmp(type, PW_TYPE_INTERFACE_Metadata) == 0 && !self->metadata_ &&
+               std::strcmp(dict(props, PW_KEY_METADATA_NAME), "default") == 0) {
+      self->metadata_ = static_cast<pw_metadata*>(
+          pw_registry_bind(self->registry_, id, PW_TYPE_INTERFACE_Metadata, PW_VERSION_METADATA, 0));
+    }
+  }
+
+  static void on_global_remove(void* data, uint32_t id) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    self->nodes_.erase(id);
+    if (self->links_.erase(id)) self->check_output();
+  }
+
+  static bool is_sink(const NodeInfo& n) { return n.media_class == "Audio/Sink"; }
+
+  // The --device sink, if present (never rackd's own).
+  const NodeInfo* matching_output() const {
+    if (desk_.output_match.empty()) return nullptr;
+    const std::string want = lower(desk_.output_match);
+    for (const auto& [id, n] : nodes_) {
+      if (!is_sink(n) || n.name == desk_.node_name) continue;
+      if (lower(n.name).find(want) != std::string::npos || lower(n.description).find(want) != std::string::npos)
+        return &n;
+    }
+    return nullptr;
+  }
+
+  // With --device: when the device comes (back) and the output plays
+  // elsewhere, ask the session manager to move it there.
+  void follow_device() {
+    if (desk_.output_match.empty() || !metadata_ || !playback_) return;
+    const NodeInfo* want = matching_output();
+    if (!want || want->name == output_.name || want->serial.empty()) return;
+    const uint32_t node = pw_stream_get_node_id(playback_);
+    if (node == SPA_ID_INVALID) return;
+    pw_metadata_set_property(metadata_, node, "target.object", "Spa:Id", want->serial.c_str());
+  }
+
+  void check_output() {
+    if (!playback_) return;
+    const uint32_t node = pw_stream_get_node_id(playback_);
+    if (node == SPA_ID_INVALID) return;
+    for (const auto& [id, l] : links_) {
+      if (l.first != node) continue;
+      const auto it = nodes_.find(l.second);
+      if (it == nodes_.end() || it->second.name == output_.name) return;
+      output_ = it->second;
+      if (desk_.on_output) desk_.on_output(output_.name, output_.description);
+      else std::fprintf(stderr, "rackd: desktop: output is \"%s\" (%s)\n", output_.description.c_str(), output_.name.c_str());
+      return;
+    }
+  }
+
+  // ---- processing ([rt], libpipewire's data thread)
+
+  static void on_capture_process(void* data) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    pw_stream* playback = self->playback_rt_.load(std::memory_order_acquire);
+    if (playback && pw_stream_trigger_process(playback) >= 0) return;
+    // The output is not ready: drop the input, as filter-chain does.
+    while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) pw_stream_queue_buffer(self->capture_, b);
+  }
+
+  static void on_playback_process(void* data) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    pw_buffer* in = nullptr;
+    while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) {  // the newest one
+      if (in) pw_stream_queue_buffer(self->capture_, in);
+      in = b;
+    }
+    pw_buffer* out = pw_stream_dequeue_buffer(self->playback_);
+    if (!out) {
+      if (in) pw_stream_queue_buffer(self->capture_, in);
+      return;
+    }
+    const uint32_t in_ch = self->request_.input_channels;
+    const uint32_t out_ch = self->request_.output_channels;
+    spa_buffer* ob = out->buffer;
+    uint32_t n_out = ob->n_datas ? ob->datas[0].maxsize / sizeof(float) : 0;
+    if (out->requested) n_out = std::min<uint32_t>(n_out, static_cast<uint32_t>(out->requested));
+    n_out = std::min(n_out, kMaxQuantum);
+    uint32_t n_in = kMaxQuantum;
+    const float* in_ptrs[shm::kMaxChannels] = {};
+    if (in) {
+      spa_buffer* ib = in->buffer;
+      for (uint32_t c = 0; c < in_ch && c < ib->n_datas; ++c) {
+        const spa_data& d = ib->datas[c];
+        if (!d.data || !d.chunk) continue;
+        const uint32_t off = std::min(d.chunk->offset, d.maxsize);
+        const uint32_t size = std::min(d.chunk->size, d.maxsize - off);
+        in_ptrs[c] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(d.data) + off);
+        n_in = std::min<uint32_t>(n_in, size / sizeof(float));
+      }
+    }
+    if (n_in == kMaxQuantum || n_in == 0) {  // no input this cycle: as much silence as the output takes
+      n_in = n_out;
+      for (uint32_t c = 0; c < in_ch; ++c) in_ptrs[c] = nullptr;
+    }
+    float* out_ptrs[shm::kMaxChannels] = {};
+    for (uint32_t c = 0; c < out_ch && c < ob->n_datas; ++c) {
+      spa_data& d = ob->datas[c];
+      out_ptrs[c] = static_cast<float*>(d.data);
+      d.chunk->offset = 0;
+      d.chunk->stride = sizeof(float);
+      d.chunk->size = n_out * sizeof(float);
+    }
+    self->cycle(in_ptrs, n_in, out_ptrs, n_out);
+    if (in) pw_stream_queue_buffer(self->capture_, in);
+    pw_stream_queue_buffer(self->playback_, out);
+  }
+
+  // [rt] One PipeWire cycle through the engine. Where PipeWire's quantum is
+  // the patch's block (node.latency asks for it), one graph cycle runs on the
+  // buffers directly. Otherwise input gathers into blocks and output queues,
+  // adding at most one block of latency; a missing output frame is silence.
+  void cycle(const float* const* in, uint32_t n_in, float* const* out, uint32_t n_out) noexcept RACKD_RT {
+    RtScope rt;
+    enable_ftz_daz();
+    LiveState& s = *state_;
+    s.note_thread();
+    const uint32_t block = request_.block_frames;
+    const uint32_t in_ch = request_.input_channels;
+    const uint32_t out_ch = request_.output_channels;
+    for (uint32_t c = 0; c < out_ch; ++c) out_ptrs_[c] = out[c] ? out[c] : acc_out_ptrs_[c];
+    if (n_in == block && n_out == block && in_fill_ == 0 && queued_ == 0) {
+      for (uint32_t c = 0; c < in_ch; ++c) s.in_ptrs[c] = in[c];  // nullptr: silence
+      s.run_cycle(s.in_ptrs.data(), out_ptrs_.data());
+      return;
+    }
+    const uint32_t qcap = kQueueFrames(block);
+    for (uint32_t done = 0; done < n_in;) {
+      const uint32_t take = std::min(block - in_fill_, n_in - done);
+      for (uint32_t c = 0; c < in_ch; ++c) {
+        float* dst = acc_in_ptrs_[c] + in_fill_;
+        if (in[c]) std::memcpy(dst, in[c] + done, take * sizeof(float));
+        else std::memset(dst, 0, take * sizeof(float));
+      }
+      in_fill_ += take;
+      done += take;
+      if (in_fill_ < block) break;
+      in_fill_ = 0;
+      s.run_cycle(acc_in_ptrs_.data(), acc_out_ptrs_.data());
+      if (queued_ + block > qcap) {  // the output stopped taking frames: drop the oldest
+        drop_front(queued_ + block - qcap);
+        s.xruns.fetch_add(1, std::memory_order_relaxed);
+      }
+      for (uint32_t c = 0; c < out_ch; ++c)
+        std::memcpy(queue_.data() + std::size_t{c} * qcap + queued_, acc_out_ptrs_[c], block * sizeof(float));
+      queued_ += block;
+    }
+    const uint32_t have = std::min(queued_, n_out);
+    const uint32_t gap = n_out - have;
+    if (gap && primed_) s.xruns.fetch_add(1, std::memory_order_relaxed);
+    primed_ = primed_ || have > 0;
+    for (uint32_t c = 0; c < out_ch; ++c) {
+      if (!out[c]) continue;
+      std::memset(out[c], 0, gap * sizeof(float));
+      std::memcpy(out[c] + gap, queue_.data() + std::size_t{c} * qcap, have * sizeof(float));
+    }
+    drop_front(have);
+  }
+
+  void drop_front(uint32_t frames) noexcept RACKD_RT {
+    const uint32_t qcap = kQueueFrames(request_.block_frames);
+    frames = std::min(frames, queued_);
+    for (uint32_t c = 0; c < request_.output_channels; ++c) {
+      float* q = queue_.data() + std::size_t{c} * qcap;
+      std::memmove(q, q + frames, (queued_ - frames) * sizeof(float));
+    }
+    queued_ -= frames;
+  }
+
+  DeviceRequest request_;
+  DesktopRequest desk_;
+  LiveState* state_ = nullptr;
+  pw_thread_loop* loop_ = nullptr;
+  pw_context* context_ = nullptr;
+  pw_core* core_ = nullptr;
+  spa_hook core_hook_{};
+  pw_registry* registry_ = nullptr;
+  spa_hook registry_hook_{};
+  pw_metadata* metadata_ = nullptr;
+  pw_stream* capture_ = nullptr;
+  pw_stream* playback_ = nullptr;
+  std::atomic<pw_stream*> playback_rt_{nullptr};
+  spa_hook capture_hook_{};
+  spa_hook playback_hook_{};
+  spa_source* retry_ = nullptr;
+  int sync_seq_ = -1;
+  bool started_ = false;
+  bool announced_ = false;
+  std::map<uint32_t, NodeInfo> nodes_;
+  std::map<uint32_t, std::pair<uint32_t, uint32_t>> links_;  // link id -> output node, input node
+  NodeInfo output_;                                          // where the output plays now
+  // The audio thread's buffers, allocated here.
+  std::vector<float> acc_in_, acc_out_, queue_, zero_;
+  std::vector<const float*> in_ptrs_;
+  std::vector<float*> acc_in_ptrs_, acc_out_ptrs_, out_ptrs_;
+  uint32_t in_fill_ = 0, queued_ = 0;
+  bool primed_ = false;
+};
+
+// PipeWire's names for the channels of `n`, in WAV/SMPTE order (the order the
+// hrir module's layouts use; PipeWire calls the back pair RL RR).
+std::vector<uint32_t> positions_for(uint32_t n) {
+  switch (n) {
+    case 1: return {SPA_AUDIO_CHANNEL_MONO};
+    case 2: return {SPA_AUDIO_CHANNEL_FL, SPA_AUDIO_CHANNEL_FR};
+    case 4: return {SPA_AUDIO_CHANNEL_FL, SPA_AUDIO_CHANNEL_FR, SPA_AUDIO_CHANNEL_RL, SPA_AUDIO_CHANNEL_RR};
+    case 6:
+      return {SPA_AUDIO_CHANNEL_FL,  SPA_AUDIO_CHANNEL_FR, SPA_AUDIO_CHANNEL_FC,
+              SPA_AUDIO_CHANNEL_LFE, SPA_AUDIO_CHANNEL_RL, SPA_AUDIO_CHANNEL_RR};
+    case 8:
+      return {SPA_AUDIO_CHANNEL_FL, SPA_AUDIO_CHANNEL_FR, SPA_AUDIO_CHANNEL_FC, SPA_AUDIO_CHANNEL_LFE,
+              SPA_AUDIO_CHANNEL_RL, SPA_AUDIO_CHANNEL_RR, SPA_AUDIO_CHANNEL_SL, SPA_AUDIO_CHANNEL_SR};
+    default: {
+      std::vector<uint32_t> p;
+      for (uint32_t c = 0; c < n; ++c) p.push_back(SPA_AUDIO_CHANNEL_AUX0 + c);
+      return p;
+    }
+  }
+}
+
+std::string position_names(const std::vector<uint32_t>& p) {
+  std::string s;
+  for (uint32_t c : p) {
+    const char* name = "?";
+    switch (c) {
+      case SPA_AUDIO_CHANNEL_MONO: name = "MONO"; break;
+      case SPA_AUDIO_CHANNEL_FL: name = "FL"; break;
+      case SPA_AUDIO_CHANNEL_FR: name = "FR"; break;
+      case SPA_AUDIO_CHANNEL_FC: name = "FC"; break;
+      case SPA_AUDIO_CHANNEL_LFE: name = "LFE"; break;
+      case SPA_AUDIO_CHANNEL_RL: name = "RL"; break;
+      case SPA_AUDIO_CHANNEL_RR: name = "RR"; break;
+      case SPA_AUDIO_CHANNEL_SL: name = "SL"; break;
+      case SPA_AUDIO_CHANNEL_SR: name = "SR"; break;
+      default: break;
+    }
+    s += (s.empty() ? "" : ",") + (c >= SPA_AUDIO_CHANNEL_AUX0 ? "AUX" + std::to_string(c - SPA_AUDIO_CHANNEL_AUX0)
+                                                               : std::string(name));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<LiveDevice> open_pipewire_device(const DeviceRequest& request, DesktopRequest desktop,
+                                                 std::string& error) {
+  if (request.input_channels == 0) {
+    error = "--desktop: the patch reads no device input, so a sink would go nowhere; use a patch whose first "
+            "module reads source = \"device\" (patches/binaural-7.1.toml)";
+    return nullptr;
+  }
+  const auto in = positions_for(request.input_channels);
+  desktop.in_positions = in;
+  desktop.out_positions = positions_for(request.output_channels);
+  desktop.positions = position_names(in);
+  return std::make_unique<PipeWireDevice>(request, std::move(desktop));
+}
+
+}  // namespace rackd::server
