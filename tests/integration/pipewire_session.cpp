@@ -77,7 +77,7 @@ Recorder::Recorder(const std::vector<std::string>& env, const std::string& sink,
   static int n = 0;
   const std::string node = "rackd-test-rec-" + std::to_string(getpid()) + "-" + std::to_string(++n);
   std::vector<std::string> argv = {"/usr/bin/pw-record", "--target", sink,
-                                   "-P", "{ stream.capture.sink=true node.name=" + node + " }",
+                                   "-P", "{ stream.capture.sink=true node.dont-reconnect=true node.name=" + node + " }",
                                    "--format", "f32", "--rate", "48000",
                                    "--channels", std::to_string(channels), "--latency", "10ms"};
   if (channels == 8) argv.insert(argv.end(), {"--channel-map", kPwMap71});

@@ -36,6 +36,11 @@
 //     and loses it on SIGINT; pw-record writes everything up to the signal.
 //     record() therefore uses pw-record with stream.capture.sink=true on the
 //     sink's node (the same as parecord --device=<sink>.monitor).
+//   * pw-record --target hp follows the default sink: wireplumber 0.4.13
+//     moves a monitor recording to spk.monitor when the default becomes spk,
+//     target or not (seen with pw-link -l). Recorder sets
+//     node.dont-reconnect=true, which pins it (and means a recorder does not
+//     survive its sink: start a new one after restart_pipewire()).
 //   * pw-record's recording starts with silence (the sink is woken from
 //     suspend by the recorder itself); nothing of the played file is lost,
 //     because the recorder is linked (Recorder waits for its ports to be

@@ -95,6 +95,16 @@ WindowMatch compare_window(const Audio& a, const Audio& b, long offset, size_t f
   return m;
 }
 
+long best_local_offset(const Audio& a, const Audio& b, long center, long radius, size_t from, size_t length) {
+  long best = center;
+  double best_c = -2;
+  for (long o = std::max(0L, center - radius); o <= center + radius; ++o) {
+    const double c = compare_window(a, b, o, from, length).correlation;
+    if (c > best_c) best_c = c, best = o;
+  }
+  return best;
+}
+
 double max_step(const Audio& a, size_t from, size_t to) {
   double m = 0;
   for (const auto& ch : a.ch)

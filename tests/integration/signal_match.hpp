@@ -31,6 +31,10 @@ struct WindowMatch {
 // Compares a[offset + from, +length) with b[from, +length).
 WindowMatch compare_window(const Audio& a, const Audio& b, long offset, size_t from, size_t length);
 
+// The offset within [center - radius, center + radius] where
+// a[offset + from, +length) matches b[from, +length) best (normalised).
+long best_local_offset(const Audio& a, const Audio& b, long center, long radius, size_t from, size_t length);
+
 // Largest |x[n] - x[n-1]| over all channels in [from, to).
 double max_step(const Audio& a, size_t from, size_t to);
 // RMS over all channels in [from, to).
