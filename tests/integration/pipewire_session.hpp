@@ -7,17 +7,16 @@
 // Test thread only.
 //
 // Measured on the 2-core CI VM (Debian bookworm: pipewire 0.3.65, wireplumber
-// 0.4.13, pactl 16.1) with tests/integration/desktop_test.cpp's
-// PipeWireSession.* tests:
-//   * start to `pactl info` answering: ~0.4 s; wireplumber's "default"
-//     metadata a little later; a new null sink is the default ~0.1 s after
-//     `pactl load-module` returns.
-//   * restart (SIGKILL of pipewire, wireplumber, pipewire-pulse; start again;
-//     null sinks and the default re-created): ~0.6-1 s.
-//   * pw-play: from start to the stream being linked ~0.1 s; a file's first
-//     frame reaches a sink's monitor ~0.1-0.15 s after pw-play starts.
-//   * a pw-loopback virtual sink (the stand-in for rackd) links to the
-//     default sink within ~0.3 s of its start.
+// 0.4.13, pactl 16.1) by pipewire_session_test.cpp (three runs each):
+//   * start to `pactl info` answering and wireplumber's "default" metadata:
+//     0.10-0.17 s; a first null sink is the default 0.06-0.09 s later.
+//   * restart_pipewire() (stop, start, null sinks and default again):
+//     0.15-0.25 s, SIGKILL or SIGTERM alike.
+//   * a pw-loopback virtual sink is listed 0.03-0.06 s after it starts and
+//     linked to the default sink 0.07-0.09 s after.
+//   * a file played with pw-play reaches a sink's monitor recording 0.05-0.06 s
+//     after pw-play starts; every frame arrives (impulses 0.5 s apart land
+//     exactly 24000 frames apart, through the stand-in and the null sink).
 //
 // Pitfalls found on the way (what the fixture does about each):
 //   * wireplumber saves the default sink and every stream's volume/target in
@@ -56,6 +55,10 @@
 //     8-channel capture with a 2-channel playback drops channels 3-8; the
 //     stand-in uses 8 channels on both sides and lets the playback stream's
 //     channel mixer downmix into the 2-channel sink.
+//   * pipewire-pulse's module-argument parser: a description with a space
+//     needs sink_properties="device.description='HD 650'" (one argv entry);
+//     device.description="HD 650" keeps "HD" and silently drops the arguments
+//     after it (an 8-channel sink then gets aux0..aux7 instead of its map).
 //   * null sinks made with `pactl load-module module-null-sink` live in
 //     pipewire-pulse and vanish with it; restart_pipewire() loads them again
 //     (same names, descriptions, channel maps) and sets the default again.
