@@ -56,6 +56,12 @@ std::string line_of(const std::string& text, const std::string& prefix, size_t n
   return text.substr(at, text.find('\n', at) - at);
 }
 
+// For failure messages: whether rackd still runs, or how it ended (139: SIGSEGV).
+std::string status_of(Process& p) {
+  const int st = p.wait(std::chrono::milliseconds(0));
+  return st == -1 ? "rackd is running\n" : "rackd exited with status " + std::to_string(st) + "\n";
+}
+
 class Desktop : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -85,9 +91,9 @@ class Desktop : public ::testing::Test {
   }
 
   // rackd's sink is listed and its output plays on the headphones.
-  void expect_up(const Process& p, const std::string& sink) {
-    EXPECT_TRUE(pw_->wait_for_sink(sink, 15s)) << p.err() << pw_->log();
-    EXPECT_TRUE(wait_for_line(p, kHpLine, 15s)) << p.err() << pw_->links();
+  void expect_up(Process& p, const std::string& sink) {
+    EXPECT_TRUE(pw_->wait_for_sink(sink, 15s)) << status_of(p) << p.err() << pw_->log();
+    EXPECT_TRUE(wait_for_line(p, kHpLine, 15s)) << status_of(p) << p.err() << pw_->links();
   }
 
   std::string render(const std::string& patch, const std::string& in, const std::string& out) {
@@ -197,7 +203,7 @@ TEST_F(Desktop, RestartedPipeWireIsRejoinedWithoutHelp) {
     ASSERT_GT(pw_->restart_pipewire(i != 1), 0) << pw_->log();
     auto rec = pw_->record("hp", dir_ + "/rec" + std::to_string(i) + ".wav");
     ASSERT_TRUE(rec->linked()) << pw_->links();
-    ASSERT_TRUE(pw_->wait_for_sink("rackd-binaural-7.1", 10s)) << p->err();
+    ASSERT_TRUE(pw_->wait_for_sink("rackd-binaural-7.1", 10s)) << "restart " << i << ": " << status_of(*p) << p->err();
     sink_s.push_back(seconds_between(t0, Clock::now()));
     auto play = pw_->play(dir_ + "/tone.wav", "rackd-binaural-7.1");
     std::this_thread::sleep_for(std::chrono::duration<double>(std::max(10.0 - sink_s.back(), 3.0)));
