@@ -173,6 +173,7 @@ class PipeWireDevice final : public LiveDevice {
     if (capture_) pw_stream_destroy(capture_);
     capture_ = nullptr;
     playback_rt_.store(nullptr, std::memory_order_release);
+    playback_streaming_.store(false, std::memory_order_release);
     if (playback_) pw_stream_destroy(playback_);
     playback_ = nullptr;
     if (metadata_) pw_proxy_destroy(reinterpret_cast<pw_proxy*>(metadata_));
@@ -239,17 +240,18 @@ class PipeWireDevice final : public LiveDevice {
     return spa_format_audio_raw_build(&b, SPA_PARAM_EnumFormat, &info);
   }
 
-  static pw_stream_events stream_events(void (*process)(void*)) {
+  static pw_stream_events stream_events(void (*process)(void*),
+                                        void (*state)(void*, pw_stream_state, pw_stream_state, const char*)) {
     pw_stream_events e{};
     e.version = PW_VERSION_STREAM_EVENTS;
-    e.state_changed = &PipeWireDevice::on_state;
+    e.state_changed = state;
     e.process = process;
     return e;
   }
 
   bool make_streams() {
-    static const pw_stream_events capture_events = stream_events(&PipeWireDevice::on_capture_process);
-    static const pw_stream_events playback_events = stream_events(&PipeWireDevice::on_playback_process);
+    static const pw_stream_events capture_events = stream_events(&PipeWireDevice::on_capture_process, &PipeWireDevice::on_state);
+    static const pw_stream_events playback_events = stream_events(&PipeWireDevice::on_playback_process, &PipeWireDevice::on_playback_state);
     pw_properties* cp = common_props("Audio/Sink");
     pw_properties_set(cp, PW_KEY_NODE_NAME, desk_.node_name.c_str());
     pw_properties_set(cp, PW_KEY_NODE_DESCRIPTION, desk_.description.c_str());
@@ -303,7 +305,18 @@ class PipeWireDevice final : public LiveDevice {
   static void on_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
     auto* self = static_cast<PipeWireDevice*>(data);
     if (state == PW_STREAM_STATE_ERROR)
-      std::fprintf(stderr, "rackd: desktop: stream error: %s\n", error ? error : "?");
+      std::fprintf(stderr, "rackd: desktop: the sink: %s\n", error ? error : "error");
+    self->check_output();
+  }
+
+  // The capture stream triggers the playback stream only while that one
+  // streams: triggering it before its format is set crashes libpipewire 0.3.65.
+  static void on_playback_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    self->playback_streaming_.store(state == PW_STREAM_STATE_STREAMING, std::memory_order_release);
+    if (state == PW_STREAM_STATE_ERROR)
+      std::fprintf(stderr, "rackd: desktop: no output device yet (PipeWire: %s); waiting for one\n",
+                   error ? error : "error");
     self->check_output();
   }
 
@@ -378,7 +391,9 @@ class PipeWireDevice final : public LiveDevice {
   static void on_capture_process(void* data) {
     auto* self = static_cast<PipeWireDevice*>(data);
     pw_stream* playback = self->playback_rt_.load(std::memory_order_acquire);
-    if (playback && pw_stream_trigger_process(playback) >= 0) return;
+    if (playback && self->playback_streaming_.load(std::memory_order_acquire) &&
+        pw_stream_trigger_process(playback) >= 0)
+      return;
     // The output is not ready: drop the input, as filter-chain does.
     while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) pw_stream_queue_buffer(self->capture_, b);
   }
@@ -505,6 +520,7 @@ class PipeWireDevice final : public LiveDevice {
   pw_stream* capture_ = nullptr;
   pw_stream* playback_ = nullptr;
   std::atomic<pw_stream*> playback_rt_{nullptr};
+  std::atomic<bool> playback_streaming_{false};
   spa_hook capture_hook_{};
   spa_hook playback_hook_{};
   spa_source* retry_ = nullptr;
