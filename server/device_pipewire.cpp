@@ -46,6 +46,7 @@ namespace {
 
 constexpr uint32_t kMaxQuantum = 8192;  // PipeWire's largest quantum
 constexpr int kRetryMs = 250;
+constexpr int kLinkCheckMs = 5000;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -97,6 +98,7 @@ class PipeWireDevice final : public LiveDevice {
       return false;
     }
     retry_ = pw_loop_add_timer(loop, &PipeWireDevice::on_retry, this);
+    link_check_ = pw_loop_add_timer(loop, &PipeWireDevice::on_link_check, this);
     if (!connect_core()) {
       const char* rt = std::getenv("XDG_RUNTIME_DIR");
       error = std::string("cannot connect to PipeWire: ") + std::strerror(errno) +
@@ -119,7 +121,8 @@ class PipeWireDevice final : public LiveDevice {
     if (started_) pw_thread_loop_lock(loop_);
     teardown();
     if (retry_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), retry_);
-    retry_ = nullptr;
+    if (link_check_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), link_check_);
+    retry_ = link_check_ = nullptr;
     if (started_) {
       pw_thread_loop_unlock(loop_);
       pw_thread_loop_stop(loop_);
@@ -186,10 +189,22 @@ class PipeWireDevice final : public LiveDevice {
     links_.clear();
   }
 
-  void arm_retry(int ms) {
+  void arm(spa_source* timer, int ms) {
     timespec value{ms / 1000, static_cast<long>(ms % 1000) * 1'000'000L};
     timespec interval{0, 0};
-    pw_loop_update_timer(pw_thread_loop_get_loop(loop_), retry_, &value, &interval, false);
+    pw_loop_update_timer(pw_thread_loop_get_loop(loop_), timer, &value, &interval, false);
+  }
+  void arm_retry(int ms) { arm(retry_, ms); }
+
+  // A while after the streams were made: nothing links the output without a
+  // session manager, and silence would be all a user notices.
+  static void on_link_check(void* data, uint64_t) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (self->core_ && self->output_.name.empty())
+      std::fprintf(stderr,
+                   "rackd: desktop: warning: after %d s the output is linked to no device; is a session manager "
+                   "(WirePlumber) running, and is there an output device?\n",
+                   kLinkCheckMs / 1000);
   }
 
   static void on_retry(void* data, uint64_t) {
@@ -294,6 +309,7 @@ class PipeWireDevice final : public LiveDevice {
       std::fprintf(stderr, "rackd: desktop: cannot connect the streams: %s\n", spa_strerror(r));
       return false;
     }
+    arm(link_check_, kLinkCheckMs);
     if (!announced_) {
       std::fprintf(stderr, "rackd: desktop: connected to PipeWire; sink \"%s\" (%s) is up\n", desk_.description.c_str(),
                    desk_.node_name.c_str());
@@ -524,6 +540,7 @@ class PipeWireDevice final : public LiveDevice {
   spa_hook capture_hook_{};
   spa_hook playback_hook_{};
   spa_source* retry_ = nullptr;
+  spa_source* link_check_ = nullptr;
   int sync_seq_ = -1;
   bool started_ = false;
   bool announced_ = false;
