@@ -74,6 +74,41 @@ std::string strip_location(const std::string& label, const std::string& what) {
   return colon == std::string::npos ? what : what.substr(colon + 2);
 }
 
+// [desktop] as written, for save: entries keep naming only modules that are
+// still in the graph.
+void put_desktop(std::ostringstream& os, const Patch& p) {
+  const Desktop& d = p.desktop;
+  if (!d.line) return;
+  auto q = [](const std::string& s) {
+    std::ostringstream o;
+    o << toml::value<std::string>(s);
+    return o.str();
+  };
+  os << "\n[desktop]\n";
+  if (d.sink) os << "sink = true\n";
+  if (!d.name.empty()) os << "name = " << q(d.name) << "\n";
+  if (!d.eq.empty() && find_module(p, d.eq) >= 0) os << "eq = " << q(d.eq) << "\n";
+  for (const DesktopOutput& o : d.outputs) {
+    os << "\n[[desktop.output]]\nmatch = " << q(o.match) << "\n";
+    if (!o.preset.empty() && find_module(p, d.eq) >= 0) os << "preset = " << q(o.preset) << "\n";
+    std::string list;
+    for (const std::string& b : o.bypass)
+      if (find_module(p, b) >= 0) list += (list.empty() ? "" : ", ") + q(b);
+    if (!list.empty()) os << "bypass = [" << list << "]\n";
+  }
+}
+
+// The [desktop] table of `from` carried to `to`, a graph made by an edit.
+void carry_desktop(const Patch& from, Patch& to) {
+  to.desktop = from.desktop;
+  Desktop& d = to.desktop;
+  if (!d.eq.empty() && find_module(to, d.eq) < 0) d.eq.clear();
+  for (DesktopOutput& o : d.outputs) {
+    if (d.eq.empty()) o.preset.clear(), o.eq_params.clear();
+    std::erase_if(o.bypass, [&](const std::string& b) { return find_module(to, b) < 0; });
+  }
+}
+
 Patch reparse(const toml::table& doc, const std::string& what, const std::string& path) {
   std::ostringstream os;
   os << doc;
@@ -265,6 +300,7 @@ std::string to_toml(const Patch& p) {
   }
   os << "\n[output]\n";
   put_line(os, "from", *doc["output"]["from"].node());
+  put_desktop(os, p);
   return os.str();
 }
 
@@ -413,7 +449,9 @@ Patch apply_edit(const Patch& current, const Edit& e) {
     }
     default: break;
   }
-  return reparse(doc, label, current.path);
+  Patch next = reparse(doc, label, current.path);
+  carry_desktop(current, next);
+  return next;
 }
 
 Diff diff(const Patch& a, const Patch& b) {

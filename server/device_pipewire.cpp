@@ -46,6 +46,7 @@ namespace {
 
 constexpr uint32_t kMaxQuantum = 8192;  // PipeWire's largest quantum
 constexpr int kRetryMs = 250;
+constexpr int kLinkCheckMs = 5000;
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -97,6 +98,7 @@ class PipeWireDevice final : public LiveDevice {
       return false;
     }
     retry_ = pw_loop_add_timer(loop, &PipeWireDevice::on_retry, this);
+    link_check_ = pw_loop_add_timer(loop, &PipeWireDevice::on_link_check, this);
     if (!connect_core()) {
       const char* rt = std::getenv("XDG_RUNTIME_DIR");
       error = std::string("cannot connect to PipeWire: ") + std::strerror(errno) +
@@ -119,7 +121,8 @@ class PipeWireDevice final : public LiveDevice {
     if (started_) pw_thread_loop_lock(loop_);
     teardown();
     if (retry_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), retry_);
-    retry_ = nullptr;
+    if (link_check_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), link_check_);
+    retry_ = link_check_ = nullptr;
     if (started_) {
       pw_thread_loop_unlock(loop_);
       pw_thread_loop_stop(loop_);
@@ -173,6 +176,7 @@ class PipeWireDevice final : public LiveDevice {
     if (capture_) pw_stream_destroy(capture_);
     capture_ = nullptr;
     playback_rt_.store(nullptr, std::memory_order_release);
+    playback_streaming_.store(false, std::memory_order_release);
     if (playback_) pw_stream_destroy(playback_);
     playback_ = nullptr;
     if (metadata_) pw_proxy_destroy(reinterpret_cast<pw_proxy*>(metadata_));
@@ -185,10 +189,22 @@ class PipeWireDevice final : public LiveDevice {
     links_.clear();
   }
 
-  void arm_retry(int ms) {
+  void arm(spa_source* timer, int ms) {
     timespec value{ms / 1000, static_cast<long>(ms % 1000) * 1'000'000L};
     timespec interval{0, 0};
-    pw_loop_update_timer(pw_thread_loop_get_loop(loop_), retry_, &value, &interval, false);
+    pw_loop_update_timer(pw_thread_loop_get_loop(loop_), timer, &value, &interval, false);
+  }
+  void arm_retry(int ms) { arm(retry_, ms); }
+
+  // A while after the streams were made: nothing links the output without a
+  // session manager, and silence would be all a user notices.
+  static void on_link_check(void* data, uint64_t) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (self->core_ && self->output_.name.empty())
+      std::fprintf(stderr,
+                   "rackd: desktop: warning: after %d s the output is linked to no device; is a session manager "
+                   "(WirePlumber) running, and is there an output device?\n",
+                   kLinkCheckMs / 1000);
   }
 
   static void on_retry(void* data, uint64_t) {
@@ -239,17 +255,18 @@ class PipeWireDevice final : public LiveDevice {
     return spa_format_audio_raw_build(&b, SPA_PARAM_EnumFormat, &info);
   }
 
-  static pw_stream_events stream_events(void (*process)(void*)) {
+  static pw_stream_events stream_events(void (*process)(void*),
+                                        void (*state)(void*, pw_stream_state, pw_stream_state, const char*)) {
     pw_stream_events e{};
     e.version = PW_VERSION_STREAM_EVENTS;
-    e.state_changed = &PipeWireDevice::on_state;
+    e.state_changed = state;
     e.process = process;
     return e;
   }
 
   bool make_streams() {
-    static const pw_stream_events capture_events = stream_events(&PipeWireDevice::on_capture_process);
-    static const pw_stream_events playback_events = stream_events(&PipeWireDevice::on_playback_process);
+    static const pw_stream_events capture_events = stream_events(&PipeWireDevice::on_capture_process, &PipeWireDevice::on_state);
+    static const pw_stream_events playback_events = stream_events(&PipeWireDevice::on_playback_process, &PipeWireDevice::on_playback_state);
     pw_properties* cp = common_props("Audio/Sink");
     pw_properties_set(cp, PW_KEY_NODE_NAME, desk_.node_name.c_str());
     pw_properties_set(cp, PW_KEY_NODE_DESCRIPTION, desk_.description.c_str());
@@ -292,6 +309,7 @@ class PipeWireDevice final : public LiveDevice {
       std::fprintf(stderr, "rackd: desktop: cannot connect the streams: %s\n", spa_strerror(r));
       return false;
     }
+    arm(link_check_, kLinkCheckMs);
     if (!announced_) {
       std::fprintf(stderr, "rackd: desktop: connected to PipeWire; sink \"%s\" (%s) is up\n", desk_.description.c_str(),
                    desk_.node_name.c_str());
@@ -303,7 +321,18 @@ class PipeWireDevice final : public LiveDevice {
   static void on_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
     auto* self = static_cast<PipeWireDevice*>(data);
     if (state == PW_STREAM_STATE_ERROR)
-      std::fprintf(stderr, "rackd: desktop: stream error: %s\n", error ? error : "?");
+      std::fprintf(stderr, "rackd: desktop: the sink: %s\n", error ? error : "error");
+    self->check_output();
+  }
+
+  // The capture stream triggers the playback stream only while that one
+  // streams: triggering it before its format is set crashes libpipewire 0.3.65.
+  static void on_playback_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    self->playback_streaming_.store(state == PW_STREAM_STATE_STREAMING, std::memory_order_release);
+    if (state == PW_STREAM_STATE_ERROR)
+      std::fprintf(stderr, "rackd: desktop: no output device yet (PipeWire: %s); waiting for one\n",
+                   error ? error : "error");
     self->check_output();
   }
 
@@ -378,7 +407,9 @@ class PipeWireDevice final : public LiveDevice {
   static void on_capture_process(void* data) {
     auto* self = static_cast<PipeWireDevice*>(data);
     pw_stream* playback = self->playback_rt_.load(std::memory_order_acquire);
-    if (playback && pw_stream_trigger_process(playback) >= 0) return;
+    if (playback && self->playback_streaming_.load(std::memory_order_acquire) &&
+        pw_stream_trigger_process(playback) >= 0)
+      return;
     // The output is not ready: drop the input, as filter-chain does.
     while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) pw_stream_queue_buffer(self->capture_, b);
   }
@@ -505,9 +536,11 @@ class PipeWireDevice final : public LiveDevice {
   pw_stream* capture_ = nullptr;
   pw_stream* playback_ = nullptr;
   std::atomic<pw_stream*> playback_rt_{nullptr};
+  std::atomic<bool> playback_streaming_{false};
   spa_hook capture_hook_{};
   spa_hook playback_hook_{};
   spa_source* retry_ = nullptr;
+  spa_source* link_check_ = nullptr;
   int sync_seq_ = -1;
   bool started_ = false;
   bool announced_ = false;

@@ -171,6 +171,16 @@ void print_graph(const Patch& p) {
   std::printf("  output <-");
   for (int o : p.outputs) std::printf(" %s", p.modules[o].name.c_str());
   std::printf("\n");
+  if (p.desktop.line) {
+    std::printf("desktop: %s%s\n", p.desktop.sink ? "sink on `rackd run`" : "sink with `rackd run --desktop`",
+                p.desktop.name.empty() ? "" : (", named \"" + p.desktop.name + "\"").c_str());
+    for (const auto& o : p.desktop.outputs) {
+      std::string what;
+      if (!o.preset.empty()) what += " preset " + o.preset + " on " + p.desktop.eq;
+      for (std::size_t i = 0; i < o.bypass.size(); ++i) what += (i ? "," : " bypass ") + o.bypass[i];
+      std::printf("  output \"%s\":%s\n", o.match.c_str(), what.empty() ? " the patch as written" : what.c_str());
+    }
+  }
 }
 
 }  // namespace
