@@ -38,15 +38,18 @@
 #include <mutex>
 #include <thread>
 
+#include "server/desktop_io.hpp"
 #include "server/live_device.hpp"
 #include "shm/futex.hpp"
 
 namespace rackd::server {
 namespace {
 
-constexpr uint32_t kMaxQuantum = 8192;  // PipeWire's largest quantum
+constexpr double kMoveFadeMs = 20.0;    // the output fades out before a move, in after
 constexpr int kRetryMs = 250;
 constexpr int kLinkCheckMs = 5000;
+constexpr int kMoveTimeoutMs = 2000;     // a move whose link does not come is given up
+constexpr int kSettleMs = 200;           // silent on a new output until its settings are in
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -64,18 +67,11 @@ struct NodeInfo {
 
 class PipeWireDevice final : public LiveDevice {
  public:
-  PipeWireDevice(const DeviceRequest& r, DesktopRequest d) : request_(r), desk_(std::move(d)) {
-    const uint32_t b = r.block_frames;
-    acc_in_.assign(std::size_t{std::max<uint32_t>(r.input_channels, 1)} * b, 0.0f);
-    acc_out_.assign(std::size_t{std::max<uint32_t>(r.output_channels, 1)} * b, 0.0f);
-    queue_.assign(std::size_t{std::max<uint32_t>(r.output_channels, 1)} * kQueueFrames(b), 0.0f);
-    zero_.assign(kMaxQuantum, 0.0f);
-    in_ptrs_.assign(std::max<uint32_t>(r.input_channels, 1), zero_.data());
-    acc_in_ptrs_.assign(in_ptrs_.size(), nullptr);
-    for (std::size_t c = 0; c < acc_in_ptrs_.size(); ++c) acc_in_ptrs_[c] = acc_in_.data() + c * b;
-    acc_out_ptrs_.assign(std::max<uint32_t>(r.output_channels, 1), nullptr);
-    for (std::size_t c = 0; c < acc_out_ptrs_.size(); ++c) acc_out_ptrs_[c] = acc_out_.data() + c * b;
-    out_ptrs_.assign(acc_out_ptrs_.size(), nullptr);
+  PipeWireDevice(const DeviceRequest& r, DesktopRequest d)
+      : request_(r),
+        desk_(std::move(d)),
+        io_(r.block_frames, r.input_channels, r.output_channels, r.rate_hz, kMoveFadeMs, &PipeWireDevice::run, this) {
+    io_.mute_now();  // silent until linked and set up for its output device
   }
   ~PipeWireDevice() override { stop(); }
 
@@ -99,6 +95,8 @@ class PipeWireDevice final : public LiveDevice {
     }
     retry_ = pw_loop_add_timer(loop, &PipeWireDevice::on_retry, this);
     link_check_ = pw_loop_add_timer(loop, &PipeWireDevice::on_link_check, this);
+    move_timer_ = pw_loop_add_timer(loop, &PipeWireDevice::on_move_timer, this);
+    settle_timer_ = pw_loop_add_timer(loop, &PipeWireDevice::on_settle, this);
     if (!connect_core()) {
       const char* rt = std::getenv("XDG_RUNTIME_DIR");
       error = std::string("cannot connect to PipeWire: ") + std::strerror(errno) +
@@ -122,7 +120,9 @@ class PipeWireDevice final : public LiveDevice {
     teardown();
     if (retry_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), retry_);
     if (link_check_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), link_check_);
-    retry_ = link_check_ = nullptr;
+    if (move_timer_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), move_timer_);
+    if (settle_timer_) pw_loop_destroy_source(pw_thread_loop_get_loop(loop_), settle_timer_);
+    retry_ = link_check_ = move_timer_ = settle_timer_ = nullptr;
     if (started_) {
       pw_thread_loop_unlock(loop_);
       pw_thread_loop_stop(loop_);
@@ -134,6 +134,17 @@ class PipeWireDevice final : public LiveDevice {
     loop_ = nullptr;
   }
 
+  std::string summary_json() const override {
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "\"desktop\":{\"silent_input_frames\":%llu,\"padded_frames\":%llu,\"dropped_frames\":%llu,"
+                  "\"reconnects\":%u,\"moves\":%u},",
+                  static_cast<unsigned long long>(io_.underrun_frames()),
+                  static_cast<unsigned long long>(io_.padded_frames()),
+                  static_cast<unsigned long long>(io_.dropped_frames()), reconnects_, moves_);
+    return buf;
+  }
+
   std::string note() const override {
     return "desktop sink \"" + desk_.description + "\" (" + desk_.node_name + "), " +
            std::to_string(request_.input_channels) + " channels " + desk_.positions + "; output " +
@@ -142,8 +153,6 @@ class PipeWireDevice final : public LiveDevice {
   }
 
  private:
-  static uint32_t kQueueFrames(uint32_t block) { return 2 * kMaxQuantum + 2 * block; }
-
   // ---- connection ([control]: the PipeWire thread, or start() before it runs)
 
   bool connect_core() {
@@ -187,6 +196,9 @@ class PipeWireDevice final : public LiveDevice {
     core_ = nullptr;
     nodes_.clear();
     links_.clear();
+    moving_ = target_set_ = user_moved_ = false;
+    pinned_serial_.clear();
+    io_.mute_now();  // until the output is linked again
   }
 
   void arm(spa_source* timer, int ms) {
@@ -214,6 +226,7 @@ class PipeWireDevice final : public LiveDevice {
       self->arm_retry(kRetryMs);
       return;
     }
+    ++self->reconnects_;
     std::fprintf(stderr, "rackd: desktop: connected to PipeWire again\n");
   }
 
@@ -330,6 +343,7 @@ class PipeWireDevice final : public LiveDevice {
   static void on_playback_state(void* data, pw_stream_state, pw_stream_state state, const char* error) {
     auto* self = static_cast<PipeWireDevice*>(data);
     self->playback_streaming_.store(state == PW_STREAM_STATE_STREAMING, std::memory_order_release);
+    self->reconcile();
     if (state == PW_STREAM_STATE_ERROR)
       std::fprintf(stderr, "rackd: desktop: no output device yet (PipeWire: %s); waiting for one\n",
                    error ? error : "error");
@@ -343,7 +357,7 @@ class PipeWireDevice final : public LiveDevice {
     if (std::strcmp(type, PW_TYPE_INTERFACE_Node) == 0) {
       self->nodes_[id] = NodeInfo{dict(props, PW_KEY_NODE_NAME), dict(props, PW_KEY_NODE_DESCRIPTION),
                                   dict(props, PW_KEY_MEDIA_CLASS), dict(props, PW_KEY_OBJECT_SERIAL)};
-      self->follow_device();
+      self->reconcile();
     } else if (std::strcmp(type, PW_TYPE_INTERFACE_Link) == 0) {
       const char* out = dict(props, PW_KEY_LINK_OUTPUT_NODE);
       const char* in = dict(props, PW_KEY_LINK_INPUT_NODE);
@@ -353,13 +367,28 @@ class PipeWireDevice final : public LiveDevice {
                std::strcmp(dict(props, PW_KEY_METADATA_NAME), "default") == 0) {
       self->metadata_ = static_cast<pw_metadata*>(
           pw_registry_bind(self->registry_, id, PW_TYPE_INTERFACE_Metadata, PW_VERSION_METADATA, 0));
+      static const pw_metadata_events metadata_events = [] {
+        pw_metadata_events e{};
+        e.version = PW_VERSION_METADATA_EVENTS;
+        e.property = &PipeWireDevice::on_metadata_property;
+        return e;
+      }();
+      if (self->metadata_) pw_metadata_add_listener(self->metadata_, &self->metadata_hook_, &metadata_events, self);
     }
   }
 
   static void on_global_remove(void* data, uint32_t id) {
     auto* self = static_cast<PipeWireDevice*>(data);
     self->nodes_.erase(id);
-    if (self->links_.erase(id)) self->check_output();
+    const auto link = self->links_.find(id);
+    if (link == self->links_.end()) return;
+    // The output's link went away without rackd moving it (a device
+    // unplugged): silent until the session manager links it elsewhere, then
+    // faded in, rather than starting there mid-signal.
+    const uint32_t node = self->playback_ ? pw_stream_get_node_id(self->playback_) : SPA_ID_INVALID;
+    if (link->second.first == node && !self->moving_) self->io_.mute_now();
+    self->links_.erase(link);
+    self->check_output();
   }
 
   static bool is_sink(const NodeInfo& n) { return n.media_class == "Audio/Sink"; }
@@ -376,15 +405,107 @@ class PipeWireDevice final : public LiveDevice {
     return nullptr;
   }
 
-  // With --device: when the device comes (back) and the output plays
-  // elsewhere, ask the session manager to move it there.
-  void follow_device() {
-    if (desk_.output_match.empty() || !metadata_ || !playback_) return;
-    const NodeInfo* want = matching_output();
-    if (!want || want->name == output_.name || want->serial.empty()) return;
+  // ---- which device the output plays on, and moving it there without a click
+  //
+  // The output plays on the --device match or else on the default sink; while
+  // rackd's own sink is the default (how a user sends the desktop through
+  // rackd), on the default before it. rackd pins its output there (the
+  // stream's target.object in the "default" metadata, as pavucontrol does) so
+  // the session manager does not move it, and moves it itself: fade out, the
+  // new device's settings, the move, 200 ms for the settings to arrive, fade
+  // in. A move the user makes by hand (pavucontrol) stands until the default
+  // changes again.
+
+  const NodeInfo* wanted_output() const {
+    if (!desk_.output_match.empty()) return matching_output();
+    for (const auto& [id, n] : nodes_)
+      if (is_sink(n) && n.name == real_default_) return &n;
+    return nullptr;
+  }
+
+  void reconcile() {
+    if (!playback_ || !metadata_ || moving_ || user_moved_) return;
+    const NodeInfo* want = wanted_output();
+    if (!want || want->serial.empty()) return;
     const uint32_t node = pw_stream_get_node_id(playback_);
     if (node == SPA_ID_INVALID) return;
-    pw_metadata_set_property(metadata_, node, "target.object", "Spa:Id", want->serial.c_str());
+    if (want->name == output_.name) {
+      if (pinned_serial_ != want->serial) {
+        pinned_serial_ = want->serial;
+        pw_metadata_set_property(metadata_, node, "target.object", "Spa:Id", pinned_serial_.c_str());
+      }
+      return;
+    }
+    move_serial_ = want->serial;
+    moving_ = true;
+    target_set_ = false;
+    move_started_ns_ = shm::now_ns();
+    // The new device's settings take effect while the output is silent.
+    ++moves_;
+    announce(*want);
+    if (output_.name.empty()) {  // not playing anywhere yet: nothing to fade
+      on_move_timer(this, 0);
+      return;
+    }
+    io_.fade_to(0.0f);
+    arm(move_timer_, 2);
+  }
+
+  static void on_move_timer(void* data, uint64_t) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (!self->moving_) return;
+    if (!self->target_set_) {
+      // Wait for the fade (a stalled output cannot fade: move after 200 ms).
+      if (!self->io_.faded_out() && shm::now_ns() - self->move_started_ns_ < 200'000'000ull) {
+        self->arm(self->move_timer_, 2);
+        return;
+      }
+      const uint32_t node = self->playback_ ? pw_stream_get_node_id(self->playback_) : SPA_ID_INVALID;
+      if (self->metadata_ && node != SPA_ID_INVALID) {
+        self->pinned_serial_ = self->move_serial_;
+        pw_metadata_set_property(self->metadata_, node, "target.object", "Spa:Id", self->move_serial_.c_str());
+      }
+      self->target_set_ = true;
+      self->arm(self->move_timer_, kMoveTimeoutMs);
+      return;
+    }
+    // No link to the new device in time: play on where we are.
+    self->moving_ = false;
+    self->io_.fade_to(1.0f);
+  }
+
+  void announce(const NodeInfo& n) {
+    if (desk_.on_output) desk_.on_output(n.name, n.description);
+    else std::fprintf(stderr, "rackd: desktop: output is \"%s\" (%s)\n", n.description.c_str(), n.name.c_str());
+  }
+
+  static void on_settle(void* data, uint64_t) { static_cast<PipeWireDevice*>(data)->io_.fade_to(1.0f); }
+
+  static int on_metadata_property(void* data, uint32_t subject, const char* key, const char*, const char* value) {
+    auto* self = static_cast<PipeWireDevice*>(data);
+    if (!key) return 0;
+    const uint32_t node = self->playback_ ? pw_stream_get_node_id(self->playback_) : SPA_ID_INVALID;
+    if (subject != PW_ID_CORE && subject == node && std::strcmp(key, "target.object") == 0) {
+      // Someone else (pavucontrol, pactl move-sink-input) moves the output:
+      // their choice stands until the default changes.
+      if (value && self->pinned_serial_ != value) {
+        self->pinned_serial_ = value;
+        self->user_moved_ = true;
+      }
+      return 0;
+    }
+    if (subject != PW_ID_CORE || std::strcmp(key, "default.audio.sink") != 0) return 0;
+    // {"name":"alsa_output.usb-..."}
+    std::string name;
+    if (const char* v = value ? std::strstr(value, "\"name\"") : nullptr) {
+      if (const char* q = std::strchr(v + 6, '"')) {
+        if (const char* e = std::strchr(q + 1, '"')) name.assign(q + 1, e);
+      }
+    }
+    if (!name.empty() && name != self->desk_.node_name) self->real_default_ = name;
+    self->user_moved_ = false;
+    self->reconcile();
+    return 0;
   }
 
   void check_output() {
@@ -396,131 +517,85 @@ class PipeWireDevice final : public LiveDevice {
       const auto it = nodes_.find(l.second);
       if (it == nodes_.end() || it->second.name == output_.name) return;
       output_ = it->second;
-      if (desk_.on_output) desk_.on_output(output_.name, output_.description);
-      else std::fprintf(stderr, "rackd: desktop: output is \"%s\" (%s)\n", output_.description.c_str(), output_.name.c_str());
+      if (moving_) {
+        moving_ = false;  // announced when it began
+      } else {
+        // The session manager linked it (at start, device gone, the user's
+        // choice): its settings take effect before it is heard.
+        const NodeInfo* want = wanted_output();
+        user_moved_ = want && want->name != output_.name;
+        io_.fade_to(0.0f);
+        announce(output_);
+      }
+      // Sound comes back once the settings have arrived (the control thread
+      // applies them within its 100 ms tick; eq bands glide meanwhile).
+      arm(settle_timer_, kSettleMs);
+      reconcile();  // pin it there
       return;
     }
   }
 
   // ---- processing ([rt], libpipewire's data thread)
 
+  // Every buffer the sink received goes into the FIFO once; then the output
+  // stream runs, in this same cycle.
   static void on_capture_process(void* data) {
     auto* self = static_cast<PipeWireDevice*>(data);
     pw_stream* playback = self->playback_rt_.load(std::memory_order_acquire);
-    if (playback && self->playback_streaming_.load(std::memory_order_acquire) &&
-        pw_stream_trigger_process(playback) >= 0)
-      return;
-    // The output is not ready: drop the input, as filter-chain does.
-    while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) pw_stream_queue_buffer(self->capture_, b);
+    const bool running = playback && self->playback_streaming_.load(std::memory_order_acquire);
+    while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) {
+      if (running) self->push(b->buffer);
+      pw_stream_queue_buffer(self->capture_, b);
+    }
+    if (!running || pw_stream_trigger_process(playback) < 0) self->io_.discard_input();
+  }
+
+  void push(const spa_buffer* b) noexcept RACKD_RT {
+    const float* in[shm::kMaxChannels] = {};
+    uint32_t n = DesktopIo::kMaxQuantum;
+    bool any = false;
+    for (uint32_t c = 0; c < request_.input_channels && c < b->n_datas; ++c) {
+      const spa_data& d = b->datas[c];
+      if (!d.data || !d.chunk) continue;
+      const uint32_t off = std::min(d.chunk->offset, d.maxsize);
+      const uint32_t size = std::min(d.chunk->size, d.maxsize - off);
+      in[c] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(d.data) + off);
+      n = std::min<uint32_t>(n, size / sizeof(float));
+      any = true;
+    }
+    if (any && n) io_.push_input(in, n);
   }
 
   static void on_playback_process(void* data) {
     auto* self = static_cast<PipeWireDevice*>(data);
-    pw_buffer* in = nullptr;
-    while (pw_buffer* b = pw_stream_dequeue_buffer(self->capture_)) {  // the newest one
-      if (in) pw_stream_queue_buffer(self->capture_, in);
-      in = b;
-    }
     pw_buffer* out = pw_stream_dequeue_buffer(self->playback_);
-    if (!out) {
-      if (in) pw_stream_queue_buffer(self->capture_, in);
-      return;
-    }
-    const uint32_t in_ch = self->request_.input_channels;
-    const uint32_t out_ch = self->request_.output_channels;
+    if (!out) return;
     spa_buffer* ob = out->buffer;
-    uint32_t n_out = ob->n_datas ? ob->datas[0].maxsize / sizeof(float) : 0;
-    if (out->requested) n_out = std::min<uint32_t>(n_out, static_cast<uint32_t>(out->requested));
-    n_out = std::min(n_out, kMaxQuantum);
-    uint32_t n_in = kMaxQuantum;
-    const float* in_ptrs[shm::kMaxChannels] = {};
-    if (in) {
-      spa_buffer* ib = in->buffer;
-      for (uint32_t c = 0; c < in_ch && c < ib->n_datas; ++c) {
-        const spa_data& d = ib->datas[c];
-        if (!d.data || !d.chunk) continue;
-        const uint32_t off = std::min(d.chunk->offset, d.maxsize);
-        const uint32_t size = std::min(d.chunk->size, d.maxsize - off);
-        in_ptrs[c] = reinterpret_cast<const float*>(static_cast<const uint8_t*>(d.data) + off);
-        n_in = std::min<uint32_t>(n_in, size / sizeof(float));
-      }
-    }
-    if (n_in == kMaxQuantum || n_in == 0) {  // no input this cycle: as much silence as the output takes
-      n_in = n_out;
-      for (uint32_t c = 0; c < in_ch; ++c) in_ptrs[c] = nullptr;
-    }
-    float* out_ptrs[shm::kMaxChannels] = {};
-    for (uint32_t c = 0; c < out_ch && c < ob->n_datas; ++c) {
+    uint32_t n = ob->n_datas ? ob->datas[0].maxsize / sizeof(float) : 0;
+    if (out->requested) n = std::min<uint32_t>(n, static_cast<uint32_t>(out->requested));
+    n = std::min(n, DesktopIo::kMaxQuantum);
+    float* ptrs[shm::kMaxChannels] = {};
+    for (uint32_t c = 0; c < self->request_.output_channels && c < ob->n_datas; ++c) {
       spa_data& d = ob->datas[c];
-      out_ptrs[c] = static_cast<float*>(d.data);
+      ptrs[c] = static_cast<float*>(d.data);
       d.chunk->offset = 0;
       d.chunk->stride = sizeof(float);
-      d.chunk->size = n_out * sizeof(float);
+      d.chunk->size = n * sizeof(float);
     }
-    self->cycle(in_ptrs, n_in, out_ptrs, n_out);
-    if (in) pw_stream_queue_buffer(self->capture_, in);
+    self->cycle(ptrs, n);
     pw_stream_queue_buffer(self->playback_, out);
   }
 
-  // [rt] One PipeWire cycle through the engine. Where PipeWire's quantum is
-  // the patch's block (node.latency asks for it), one graph cycle runs on the
-  // buffers directly. Otherwise input gathers into blocks and output queues,
-  // adding at most one block of latency; a missing output frame is silence.
-  void cycle(const float* const* in, uint32_t n_in, float* const* out, uint32_t n_out) noexcept RACKD_RT {
+  void cycle(float* const* out, uint32_t n) noexcept RACKD_RT {
     RtScope rt;
     enable_ftz_daz();
-    LiveState& s = *state_;
-    s.note_thread();
-    const uint32_t block = request_.block_frames;
-    const uint32_t in_ch = request_.input_channels;
-    const uint32_t out_ch = request_.output_channels;
-    for (uint32_t c = 0; c < out_ch; ++c) out_ptrs_[c] = out[c] ? out[c] : acc_out_ptrs_[c];
-    if (n_in == block && n_out == block && in_fill_ == 0 && queued_ == 0) {
-      for (uint32_t c = 0; c < in_ch; ++c) s.in_ptrs[c] = in[c];  // nullptr: silence
-      s.run_cycle(s.in_ptrs.data(), out_ptrs_.data());
-      return;
-    }
-    const uint32_t qcap = kQueueFrames(block);
-    for (uint32_t done = 0; done < n_in;) {
-      const uint32_t take = std::min(block - in_fill_, n_in - done);
-      for (uint32_t c = 0; c < in_ch; ++c) {
-        float* dst = acc_in_ptrs_[c] + in_fill_;
-        if (in[c]) std::memcpy(dst, in[c] + done, take * sizeof(float));
-        else std::memset(dst, 0, take * sizeof(float));
-      }
-      in_fill_ += take;
-      done += take;
-      if (in_fill_ < block) break;
-      in_fill_ = 0;
-      s.run_cycle(acc_in_ptrs_.data(), acc_out_ptrs_.data());
-      if (queued_ + block > qcap) {  // the output stopped taking frames: drop the oldest
-        drop_front(queued_ + block - qcap);
-        s.xruns.fetch_add(1, std::memory_order_relaxed);
-      }
-      for (uint32_t c = 0; c < out_ch; ++c)
-        std::memcpy(queue_.data() + std::size_t{c} * qcap + queued_, acc_out_ptrs_[c], block * sizeof(float));
-      queued_ += block;
-    }
-    const uint32_t have = std::min(queued_, n_out);
-    const uint32_t gap = n_out - have;
-    if (gap && primed_) s.xruns.fetch_add(1, std::memory_order_relaxed);
-    primed_ = primed_ || have > 0;
-    for (uint32_t c = 0; c < out_ch; ++c) {
-      if (!out[c]) continue;
-      std::memset(out[c], 0, gap * sizeof(float));
-      std::memcpy(out[c] + gap, queue_.data() + std::size_t{c} * qcap, have * sizeof(float));
-    }
-    drop_front(have);
+    state_->note_thread();
+    io_.pull_output(out, n);
   }
 
-  void drop_front(uint32_t frames) noexcept RACKD_RT {
-    const uint32_t qcap = kQueueFrames(request_.block_frames);
-    frames = std::min(frames, queued_);
-    for (uint32_t c = 0; c < request_.output_channels; ++c) {
-      float* q = queue_.data() + std::size_t{c} * qcap;
-      std::memmove(q, q + frames, (queued_ - frames) * sizeof(float));
-    }
-    queued_ -= frames;
+  // One engine cycle (DesktopIo::Run).
+  static void run(void* ctx, const float* const* in, float* const* out) noexcept RACKD_RT {
+    static_cast<PipeWireDevice*>(ctx)->state_->run_cycle(in, out);
   }
 
   DeviceRequest request_;
@@ -541,18 +616,22 @@ class PipeWireDevice final : public LiveDevice {
   spa_hook playback_hook_{};
   spa_source* retry_ = nullptr;
   spa_source* link_check_ = nullptr;
+  spa_source* move_timer_ = nullptr;
+  spa_source* settle_timer_ = nullptr;
+  spa_hook metadata_hook_{};
+  std::string real_default_;                                 // the default sink, never rackd's own
+  std::string move_serial_;                                  // where a move goes
+  std::string pinned_serial_;                                // the output's target.object as rackd set it
+  uint64_t move_started_ns_ = 0;
+  bool moving_ = false, target_set_ = false, user_moved_ = false;
+  uint32_t reconnects_ = 0, moves_ = 0;
   int sync_seq_ = -1;
   bool started_ = false;
   bool announced_ = false;
   std::map<uint32_t, NodeInfo> nodes_;
   std::map<uint32_t, std::pair<uint32_t, uint32_t>> links_;  // link id -> output node, input node
   NodeInfo output_;                                          // where the output plays now
-  // The audio thread's buffers, allocated here.
-  std::vector<float> acc_in_, acc_out_, queue_, zero_;
-  std::vector<const float*> in_ptrs_;
-  std::vector<float*> acc_in_ptrs_, acc_out_ptrs_, out_ptrs_;
-  uint32_t in_fill_ = 0, queued_ = 0;
-  bool primed_ = false;
+  DesktopIo io_;                                             // the audio thread's side
 };
 
 // PipeWire's names for the channels of `n`, in WAV/SMPTE order (the order the

@@ -293,7 +293,8 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
                 "\"block\":%u,",
                 static_cast<unsigned long long>(state.overruns.load()), percentile_us(state.hist_us, 0.5),
                 percentile_us(state.hist_us, 0.99), state.max_ns.load() / 1e3, cfg.rate_hz, cfg.block_frames);
-  std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), extra).c_str());
+  const std::string all = extra + device->summary_json();
+  std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), all).c_str());
   std::fflush(stdout);
   return rc;
 }

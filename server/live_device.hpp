@@ -77,6 +77,9 @@ class LiveDevice {
   // [setup] A line about the device's own setup for the log (priority refused,
   // ...), empty if nothing to say.
   virtual std::string note() const { return {}; }
+  // [setup] After stop(): the device's own figures as JSON members for the
+  // exit summary (`"desktop":{...},`), empty if none.
+  virtual std::string summary_json() const { return {}; }
 };
 
 // [setup] True when `want` names the null device ("null" or "rackd: null").

@@ -313,25 +313,42 @@ TEST_F(Desktop, PresetFollowsTheDefaultOutputWithoutAClick) {
   };
   auto worst_at = [](const Audio& a) {
     size_t at = 0;
-    for (size_t b = 0; b + 480 <= a.frames(); b += 480)
+    for (size_t b = 0; b + 480 <= a.frames() - 48000; b += 480)
       if (max_step(a, b, b + 480) > max_step(a, at, at + 480)) at = b;
     return at / 48000.0;
   };
   const double steady = std::max({steady_step(h, hp_a0, hp_a1), steady_step(s, spk_b0, spk_b1), steady_step(h, hp_c0, hp_c1)});
-  const double worst_h = max_step(h, 0, h.frames()), worst_s = max_step(s, 0, s.frames());
-  std::printf("largest step: steady output %.5f; headphones' recording %.5f at %.2f s, speakers' %.5f at %.2f s "
+  // Around each switch (from 0.3 s before it to 1 s after), in both
+  // recordings. Elsewhere a block that came late on this shared VM (the
+  // modules' "late"/"replaced" in rackd's summary) is a step too; the whole
+  // recording's largest is printed for that, not asserted.
+  auto around = [&](const Audio& a, const Recorder& r) {
+    double w = 0.0;
+    for (Clock::time_point t : {t_spk, t_hp}) {
+      const size_t from = frame(r, t, -0.3), to = std::min(a.frames(), frame(r, t, 1.0));
+      if (from < to) w = std::max(w, max_step(a, from, to));
+    }
+    return w;
+  };
+  const double worst_h = around(h, *hp), worst_s = around(s, *spk);
+  const size_t hp_end = frame(*hp, t_play, kPlay - 0.5), spk_end = std::min(s.frames(), frame(*spk, t_play, kPlay - 0.5));
+  std::printf("largest step around the switches: headphones %.5f, speakers %.5f; anywhere while the tone plays: "
+              "%.5f, %.5f\n", worst_h, worst_s, max_step(h, frame(*hp, t_play, 0.5), hp_end),
+              max_step(s, frame(*spk, t_play, 0.5), spk_end));
+  std::printf("largest step: steady output %.5f; headphones' recording's worst at %.2f s, speakers' at %.2f s "
               "(switches at %.2f s and %.2f s of the headphones' recording, %.2f s and %.2f s of the speakers')\n",
-              steady, worst_h, worst_at(h), worst_s, worst_at(s), seconds_between(hp->linked_at(), t_spk),
+              steady, worst_at(h), worst_at(s), seconds_between(hp->linked_at(), t_spk),
               seconds_between(hp->linked_at(), t_hp), seconds_between(spk->linked_at(), t_spk),
               seconds_between(spk->linked_at(), t_hp));
   const long spk_on = first_above(s, 1e-4f), hp_back = first_above(h, 1e-4f, frame(*hp, t_hp, 0.0));
   std::printf("sound starts on the speakers at %.3f s, back on the headphones at %.3f s; largest step in their "
               "first 10 ms: %.5f, %.5f\n", spk_on / 48000.0, hp_back / 48000.0,
               spk_on < 0 ? 0.0 : max_step(s, spk_on, spk_on + 480), hp_back < 0 ? 0.0 : max_step(h, hp_back, hp_back + 480));
-  EXPECT_LE(worst_h, 1.1 * steady);
-  EXPECT_LE(worst_s, 1.1 * steady);
   p->signal(SIGTERM);
   EXPECT_EQ(p->wait(15s), 0) << err;
+  std::printf("rackd: %s", p->out().c_str());
+  EXPECT_LE(worst_h, 1.1 * steady);
+  EXPECT_LE(worst_s, 1.1 * steady);
 }
 
 // kill -9 of the binaural module while the desktop plays: restarted as in any
