@@ -77,11 +77,23 @@ int list_devices() {
   return list_portaudio_devices();
 }
 
+constexpr uint32_t kDesktopMinBlock = 512;
+
 int run_live(const Patch& patch, const LiveOptions& opt) {
   EngineConfig cfg;
   cfg.fade_ms = patch.fade_ms;
   cfg.rate_hz = opt.rate_hz ? opt.rate_hz : patch.rate_hz;
   cfg.block_frames = opt.block_frames ? opt.block_frames : patch.block_frames;
+  // A desktop sink runs at a block of at least 512 frames (10.7 ms at 48 kHz)
+  // unless --block says otherwise: at 128, on a machine that stalls now and
+  // then, the output device finds rackd's buffer late several times a minute
+  // (docs/desktop.md has the figures); PipeWire's own default is 1024.
+  const bool desktop = opt.desktop || patch.desktop.sink;
+  if (desktop && !opt.block_frames && cfg.block_frames < kDesktopMinBlock) {
+    std::fprintf(stderr, "rackd: desktop: block %u (the patch's %u is for live use; --block %u keeps it)\n",
+                 kDesktopMinBlock, cfg.block_frames, cfg.block_frames);
+    cfg.block_frames = kDesktopMinBlock;
+  }
   cfg.input_channels = patch.input_channels;
   cfg.output_channels = patch.output_channels;
   cfg.rt_priority = static_cast<uint32_t>(std::max(0, opt.rt_priority));
@@ -100,7 +112,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   std::string error;
   std::unique_ptr<LiveDevice> device;
   std::unique_ptr<DesktopPresets> presets;  // [[desktop.output]], applied on the editor's thread
-  if (opt.desktop || patch.desktop.sink) {
+  if (desktop) {
     presets = std::make_unique<DesktopPresets>(patch);
     DesktopRequest d;
     std::string stem = std::filesystem::path(patch.path).stem().string();
