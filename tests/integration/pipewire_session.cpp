@@ -137,14 +137,23 @@ PipeWireSession::~PipeWireSession() {
 }
 
 bool PipeWireSession::start_daemons() {
+  // A killed pipewire leaves its socket behind: waiting for the file would
+  // not wait for the new daemon, and a wireplumber started too early exits
+  // ("Failed to connect to PipeWire").
+  std::error_code ec;
+  for (const char* f : {"/pipewire-0", "/pipewire-0.lock"}) fs::remove(runtime_dir_ + f, ec);
   pipewire_ = start({"/usr/bin/pipewire"});
   if (!poll_until([&] { return fs::exists(runtime_dir_ + "/pipewire-0"); }, 10s)) return false;
   wireplumber_ = start({"/usr/bin/wireplumber"});
   pulse_ = start({"/usr/bin/pipewire-pulse"});
   if (!poll_until([&] { return run({"/usr/bin/pactl", "info"}, 5s).status == 0; }, 15s)) return false;
-  // wireplumber is up once it has made the "default" metadata object.
+  // wireplumber is up once it has made the "default" metadata object; one
+  // that gave up on a daemon not yet listening is started again.
   return poll_until(
-      [&] { return run({"/usr/bin/pw-metadata", "-n", "default"}, 5s).out.find("Found \"default\"") != std::string::npos; },
+      [&] {
+        if (!running(wireplumber_->pid())) wireplumber_ = start({"/usr/bin/wireplumber"});
+        return run({"/usr/bin/pw-metadata", "-n", "default"}, 5s).out.find("Found \"default\"") != std::string::npos;
+      },
       15s);
 }
 
