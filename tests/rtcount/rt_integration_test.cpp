@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/integration/harness.hpp"
+#include "tests/integration/pipewire_session.hpp"
 #include "tests/rtcount/rtcount_expect.hpp"
 
 namespace rackd::test {
@@ -79,6 +80,39 @@ TEST(RealtimeCounters, LiveRunOnDummyJackWithOscTrafficAndARestart) {
   EXPECT_GT(osc.sent(), 50000u);
   ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
   rtcount::expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-passthrou"});
+}
+
+// rackd as a PipeWire desktop sink (issue 16): 7.1 noise played into it, a
+// module killed mid-run. The PipeWire data thread's cycle (DesktopIo and the
+// engine) and every module's block loop stay clean.
+TEST(RealtimeCounters, DesktopSinkOnPipeWireWithAModuleRestart) {
+  PipeWireSession pw;
+  ASSERT_TRUE(pw.ready()) << pw.log();
+  ASSERT_TRUE(pw.add_null_sink("hp", "Headphones")) << pw.log();
+  const Counted c = counted();
+  const std::string d = temp_dir();
+  write_audio(d + "/in.wav", [] {
+    Audio a;
+    a.format = 0x010006;  // WAV float
+    a.ch.assign(8, std::vector<float>(48000 * 6));
+    uint32_t x = 1;
+    for (auto& ch : a.ch)
+      for (float& v : ch) v = static_cast<float>((x = x * 1664525u + 1013904223u) >> 8) / 16777216.0f * 0.2f - 0.1f;
+    return a;
+  }());
+  auto p = pw.start({bin("rackd"), "run", source("patches/binaural-7.1.toml"), "--desktop", "--duration", "10",
+                     "--osc-port", "0"},
+                    c.env());
+  ASSERT_TRUE(pw.wait_for_sink("rackd-binaural-7.1", std::chrono::seconds(10))) << p->err();
+  auto play = pw.play(d + "/in.wav", "rackd-binaural-7.1");
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  auto k = children(p->pid(), "rackd-hrir");
+  ASSERT_FALSE(k.empty());
+  kill(k.front(), SIGKILL);
+  EXPECT_EQ(play->wait(std::chrono::seconds(30)), 0);
+  ASSERT_EQ(p->wait(std::chrono::seconds(30)), 0) << p->err();
+  EXPECT_NE(p->out().find("\"restarts\":1"), std::string::npos) << p->out();
+  rtcount::expect_clean(c.dir, {"rackd", "rackd-capture", "rackd-hrir", "rackd-eq"});
 }
 
 // The counters are not blind: a module that allocates and calls write(2) on
