@@ -181,6 +181,10 @@ class PipeWireDevice final : public LiveDevice {
   }
 
   void teardown() {
+    // Destroying the streams reports their state: nothing may react to it.
+    tearing_down_ = true;
+    if (move_timer_) arm(move_timer_, 0);
+    if (settle_timer_) arm(settle_timer_, 0);
     // The capture stream first: it is what triggers the playback stream.
     if (capture_) pw_stream_destroy(capture_);
     capture_ = nullptr;
@@ -198,7 +202,9 @@ class PipeWireDevice final : public LiveDevice {
     links_.clear();
     moving_ = target_set_ = user_moved_ = false;
     pinned_serial_.clear();
+    output_ = NodeInfo{};
     io_.mute_now();  // until the output is linked again
+    tearing_down_ = false;
   }
 
   void arm(spa_source* timer, int ms) {
@@ -424,7 +430,7 @@ class PipeWireDevice final : public LiveDevice {
   }
 
   void reconcile() {
-    if (!playback_ || !metadata_ || moving_ || user_moved_) return;
+    if (tearing_down_ || !playback_ || !metadata_ || moving_ || user_moved_) return;
     const NodeInfo* want = wanted_output();
     if (!want || want->serial.empty()) return;
     const uint32_t node = pw_stream_get_node_id(playback_);
@@ -509,13 +515,14 @@ class PipeWireDevice final : public LiveDevice {
   }
 
   void check_output() {
-    if (!playback_) return;
+    if (tearing_down_ || !playback_) return;
     const uint32_t node = pw_stream_get_node_id(playback_);
     if (node == SPA_ID_INVALID) return;
     for (const auto& [id, l] : links_) {
       if (l.first != node) continue;
       const auto it = nodes_.find(l.second);
-      if (it == nodes_.end() || it->second.name == output_.name) return;
+      if (it == nodes_.end()) continue;
+      if (it->second.name == output_.name) return;
       output_ = it->second;
       if (moving_) {
         moving_ = false;  // announced when it began
@@ -623,7 +630,7 @@ class PipeWireDevice final : public LiveDevice {
   std::string move_serial_;                                  // where a move goes
   std::string pinned_serial_;                                // the output's target.object as rackd set it
   uint64_t move_started_ns_ = 0;
-  bool moving_ = false, target_set_ = false, user_moved_ = false;
+  bool moving_ = false, target_set_ = false, user_moved_ = false, tearing_down_ = false;
   uint32_t reconnects_ = 0, moves_ = 0;
   int sync_seq_ = -1;
   bool started_ = false;
