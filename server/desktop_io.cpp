@@ -119,22 +119,25 @@ void DesktopIo::apply_gain(float* const* out, uint32_t n) noexcept {
   silent_.store(gain_ == 0.0f && target == 0.0f, std::memory_order_release);
 }
 
-void DesktopIo::drop_input(uint32_t frames) noexcept {
-  frames = std::min(frames, in_frames_);
-  for (uint32_t c = 0; c < in_ch_; ++c) {
-    float* q = in_.data() + std::size_t{c} * in_cap_;
-    std::memmove(q, q + frames, (in_frames_ - frames) * sizeof(float));
+namespace {
+
+// [rt] Drops the first `drop` of `frames` queued frames in each of `channels`
+// planar FIFOs of `cap` frames.
+void drop_front(float* data, uint32_t channels, uint32_t cap, uint32_t& frames, uint32_t drop) noexcept RACKD_RT {
+  drop = std::min(drop, frames);
+  for (uint32_t c = 0; c < channels; ++c) {
+    float* q = data + std::size_t{c} * cap;
+    std::memmove(q, q + drop, (frames - drop) * sizeof(float));
   }
-  in_frames_ -= frames;
+  frames -= drop;
 }
 
+}  // namespace
+
+void DesktopIo::drop_input(uint32_t frames) noexcept { drop_front(in_.data(), in_ch_, in_cap_, in_frames_, frames); }
+
 void DesktopIo::drop_output(uint32_t frames) noexcept {
-  frames = std::min(frames, out_frames_);
-  for (uint32_t c = 0; c < out_ch_; ++c) {
-    float* q = out_.data() + std::size_t{c} * out_cap_;
-    std::memmove(q, q + frames, (out_frames_ - frames) * sizeof(float));
-  }
-  out_frames_ -= frames;
+  drop_front(out_.data(), out_ch_, out_cap_, out_frames_, frames);
 }
 
 }  // namespace rackd::server
