@@ -3,8 +3,8 @@
 # units, documentation. Included from the top-level CMakeLists.txt.
 #
 #   PREFIX/bin/rackd, rackctl
-#   PREFIX/libexec/rackd/rackd-<type>      module executables; server.cpp's
-#                                          module_directory() looks there
+#   PREFIX/libexec/rackd/rackd-<type>      module executables; the registry
+#                                          (modules/registry) looks there
 #   PREFIX/libexec/rackd/user-service      the units' start script
 #   PREFIX/share/rackd/patches/            the example patches and the files they name
 #   PREFIX/share/man/man1/rackd.1.gz, rackctl.1.gz; man5/rackd-patch.5.gz

@@ -29,7 +29,8 @@ std::string count_text(const rackd::ChannelCount& c, bool input) {
         s = "setup key " + c.key + " (default " + std::to_string(c.value) + ")";
       } else {
         s = "by " + c.key + ":";
-        for (const auto& [name, n] : c.map) s += " " + name + " " + std::to_string(n) + ",";
+        for (std::size_t i = 0; i < c.map.size(); ++i)
+          s += (i ? ", " : " ") + c.map[i].first + " " + std::to_string(c.map[i].second);
         s += " (default " + c.map_default + ")";
       }
       break;

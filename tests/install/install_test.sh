@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installation test: `cmake --install` into a temporary prefix and the Debian
-# package (CPack), each run from its installed paths with $RACKD_MODULE_DIR
+# package (CPack), each run from its installed paths with $RACKD_MODULE_PATH
 # unset, so that rackd finds its modules in PREFIX/libexec/rackd:
 #   * rackd check and render the installed patches (tone; headphone-eq, whose
 #     preset sits beside it; binaural-stereo, with libmysofa's default.sofa);
@@ -29,7 +29,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-unset RACKD_MODULE_DIR
+unset RACKD_MODULE_PATH
 export JACK_NO_START_SERVER=1  # rackd devices/run must not start a jackd
 
 fail() {

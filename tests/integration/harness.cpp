@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <atomic>
@@ -189,7 +190,14 @@ std::vector<pid_t> children(pid_t pid, const std::string& prefix) {
     rest >> state >> ppid;
     if (ppid != pid) continue;
     pid_t child = static_cast<pid_t>(std::stol(n));
-    if (comm_of(child).rfind(prefix, 0) == 0) kids.push_back(child);
+    if (comm_of(child).rfind(prefix, 0) != 0) continue;
+    // Module discovery asks each module executable `--describe` at patch
+    // load: those short-lived processes are not module processes.
+    std::ifstream cmd(e.path() / "cmdline");
+    const std::string args((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
+    // (A zombie, described or not, has an empty command line: not a module either.)
+    if (state == 'Z' || args.empty() || args.find(std::string("--describe") + '\0') != std::string::npos) continue;
+    kids.push_back(child);
   }
   return kids;
 }
