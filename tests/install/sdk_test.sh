@@ -9,7 +9,9 @@
 #     `rackd describe example-gain` shows gain_db, a render through it at
 #     gain_db = -6 is 6 dB below one at 0 (and not silent);
 #   * live on a dummy JACK server: gain_db set to -12 over OSC, the module
-#     SIGKILLed, rackd restarts it, and it comes back with gain_db -12.
+#     SIGKILLed, rackd restarts it, and it comes back with gain_db -12: rackctl
+#     get says so, and rackd's JACK output (jack_rec) is 6 dB below what it
+#     was at the patch's -6.
 # Everything stays in a temporary folder; processes are stopped by pid.
 #
 #   tests/install/sdk_test.sh [BUILD_DIR]      # default build/release (built)
@@ -166,7 +168,14 @@ wait_running() {
   done
   fail "gain is not running with $1 restart(s) after 10 s: $(ctl status 2>&1); $(cat "$tmp/run.err")"
 }
+# record NAME: one second of rackd's JACK output into $tmp/NAME.wav; prints its RMS.
+record() {
+  timeout 10 jack_rec -f "$tmp/$1.wav" -d 1 -b 32 rackd:out_0 rackd:out_1 >"$tmp/jack_rec.log" 2>&1 ||
+    fail "jack_rec $1: $(cat "$tmp/jack_rec.log")"
+  rms "$tmp/$1.wav"
+}
 wait_running 0
+live6=$(record live-6)
 ctl set /gain/gain_db -12.0 || fail "rackctl set /gain/gain_db -12.0"
 got=$(ctl get /gain/gain_db) || fail "rackctl get /gain/gain_db"
 [[ $got == "/gain/gain_db -12"* ]] || fail "after set: rackctl get /gain/gain_db: $got"
@@ -179,6 +188,14 @@ new_pid=$(pgrep -P "$rackd_pid" -f rackd-example-gain) || fail "no rackd-example
 got=$(ctl get /gain/gain_db) || fail "rackctl get /gain/gain_db after the restart"
 [[ $got == "/gain/gain_db -12"* ]] || fail "after the restart: rackctl get /gain/gain_db: $got"
 echo "   restarted as $new_pid; $got"
+# The new process applies it: 6 dB below the patch's -6 (a device xrun in the
+# second recorded may cost a little level, hence the tolerance).
+live12=$(record live-12)
+live_db=$(awk -v a="$live12" -v b="$live6" 'BEGIN { if (a <= 0 || b <= 0) print "nan"; else printf "%.3f", 20 * log(a / b) / log(10) }')
+echo "   live RMS at gain_db -6: $live6, after the restart at -12: $live12 ($live_db dB)"
+awk -v b="$live6" 'BEGIN { exit !(b > 0.01) }' || fail "rackd's JACK output is silent (RMS $live6)"
+awk -v r="$live_db" 'BEGIN { exit !(r != "nan" && r > -6.5 && r < -5.5) }' ||
+  fail "after the restart the output is $live_db dB relative to gain_db -6 (want -6 +- 0.5)"
 kill -TERM "$rackd_pid"
 rc=0
 wait "$rackd_pid" || rc=$?
@@ -188,7 +205,7 @@ summary=$(tail -n 1 "$tmp/run.out")
 python3 - "$summary" <<'EOF' || fail "rackd run summary: $summary"
 import json, sys
 gain = json.loads(sys.argv[1])["modules"]["gain"]
-assert gain["restarts"] == 1 and gain["state"] == "running", gain
+assert gain["restarts"] >= 1 and gain["state"] == "running", gain
 EOF
 echo "   $summary"
 kill "$jack_pid"
