@@ -2,9 +2,10 @@
 # The module SDK, end to end, from an installed prefix (issue 13):
 #   * `cmake --install` into a temporary prefix: headers, librackd-module.a,
 #     the CMake package and rackd-module.pc;
-#   * examples/gain-module built out of tree with find_package(rackd) from that
-#     prefix only, and once more with g++ and `pkg-config rackd-module`; a
-#     project asking for another minor version is refused;
+#   * examples/gain-module built out of tree (-Wall -Wextra -Werror) with
+#     find_package(rackd) from that prefix only, and once more with g++ and
+#     `pkg-config rackd-module`; a project asking for another minor version is
+#     refused;
 #   * the example found through $RACKD_MODULE_PATH: `rackd modules` lists it,
 #     `rackd describe example-gain` shows gain_db, a render through it at
 #     gain_db = -6 is 6 dB below one at 0 (and not silent);
@@ -56,7 +57,7 @@ fi
 step "examples/gain-module with find_package(rackd) from $prefix"
 gain_build=$tmp/gain-build
 cmake -S "$src/examples/gain-module" -B "$gain_build" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF >"$tmp/gain-cmake.log" 2>&1 || {
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_CXX_FLAGS="-Wall -Wextra -Werror" >"$tmp/gain-cmake.log" 2>&1 || {
   cat "$tmp/gain-cmake.log" >&2
   fail "configuring examples/gain-module against $prefix"
 }
@@ -85,7 +86,7 @@ flags=$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --cflags --libs rackd-m
   fail "pkg-config rackd-module"
 echo "   $flags"
 # shellcheck disable=SC2086  # flags are words
-g++ -std=c++20 -O2 "$src/examples/gain-module/main.cpp" -o "$tmp/pc/rackd-example-gain" $flags ||
+g++ -std=c++20 -O2 -Wall -Wextra -Werror "$src/examples/gain-module/main.cpp" -o "$tmp/pc/rackd-example-gain" $flags ||
   fail "g++ with pkg-config rackd-module"
 for exe in "$gain_build/rackd-example-gain" "$tmp/pc/rackd-example-gain"; do
   "$exe" --describe >"$tmp/describe.json" || fail "$exe --describe: exit $?"
