@@ -90,7 +90,7 @@ bool valid_name(std::string_view s) {
 
 std::vector<std::string> type_names() {
   std::vector<std::string> names;
-  for (const auto& t : registry::all_types()) names.push_back(t.type);
+  for (const auto* t : registry::all_types()) names.push_back(t->type);
   return names;
 }
 
@@ -274,7 +274,10 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
   m.type = type->as_string()->get();
   m.spec = registry::find_type(m.type);
   if (!m.spec) {
-    fail(type_line, who + "unknown type " + quote(m.type) + " (types: " + join(type_names()) + ")");
+    if (const std::string why = registry::skipped_reason(m.type); !why.empty())
+      fail(type_line, who + "type " + quote(m.type) + " is not available: " + why);
+    fail(type_line, who + "unknown type " + quote(m.type) + " (types: " + join(type_names()) + "; module path: " +
+                        join(registry::module_path()) + ")");
   }
   const TypeSpec& spec = *m.spec;
   for (const auto& p : spec.params) m.params.emplace_back(p.count, p.def);

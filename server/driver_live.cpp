@@ -146,7 +146,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   if (!try_lock_memory(&why)) std::fprintf(stderr, "rackd: warning: mlockall refused (%s)\n", why);
 
   control::load_osc_map(patch);  // a bad [osc.map] refuses the patch before anything starts
-  Server server(patch, cfg, module_directory());
+  Server server(patch, cfg);
   server.start(std::chrono::seconds(5));
   state.engine = &server.engine();
 

@@ -77,7 +77,7 @@ int run_render(const Patch& patch, const RenderOptions& opt) {
   if (!opt.events.empty()) events = control::load_events(opt.events, patch);
 
   AudioWriter writer(opt.out, out_format, WriteMode::kReplaceOnClose);
-  Server server(patch, cfg, module_directory());
+  Server server(patch, cfg);
   // Offline nothing runs SCHED_FIFO, so a spinning module only slows the
   // render (and meets --module-timeout); the modules read the CPU at start.
   std::string no_pin;

@@ -13,6 +13,7 @@
 
 #include "server/audio_cpu.hpp"
 #include "server/drivers.hpp"
+#include "server/modules_cli.hpp"
 #include "graph/patch.hpp"
 
 namespace rackd::server {
@@ -56,6 +57,12 @@ constexpr const char* kUsage = R"(usage:
       Validate PATCH and print its graph; starts nothing.
   rackd devices
       List PortAudio devices with host API and channel counts, and the null device.
+  rackd modules
+      List the module types found on the module path, with summaries and the
+      executable each comes from, and the files skipped there (and why).
+  rackd describe TYPE [--json]
+      Print TYPE's parameters (range, default, unit), setup keys and channel
+      rule; --json: the module's own `--describe` output.
   rackd --help | --version
 
   --device NAME       substring of "host api: device name" (see rackd devices); with --desktop:
@@ -85,6 +92,12 @@ constexpr const char* kUsage = R"(usage:
                       With --keep-going it renders anyway, with a warning and that
                       module's output replaced (bypass or silence). A module that dies
                       mid-render is restarted, its blocks replaced meanwhile, either way.
+
+Environment:
+  RACKD_MODULE_PATH   colon-separated folders searched for module executables (files named
+                      rackd-*; each is asked --describe); default: PREFIX/libexec/rackd, and the
+                      build's bin/ when rackd runs from a build tree. A module installed there
+                      while rackd runs is found by the next check, run or live add.
 
 Exit status: 0 ok, 2 bad patch or arguments, 1 runtime failure (render: also a module
 that failed setup), 130 interrupted.
@@ -214,6 +227,20 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "devices") {
       return list_devices();
+    } else if (cmd == "modules") {
+      if (argc > 2) usage_error("rackd modules takes no arguments");
+      return list_modules();
+    } else if (cmd == "describe") {
+      std::string type;
+      bool json = false;
+      for (int i = 2; i < argc; ++i) {
+        const std::string_view a = argv[i];
+        if (a == "--json") json = true;
+        else if (type.empty() && !a.starts_with("-")) type = a;
+        else usage_error("rackd describe TYPE [--json]: unexpected \"" + std::string(a) + "\"");
+      }
+      if (type.empty()) usage_error("rackd describe needs a module type (see rackd modules)");
+      return describe_type(type, json);
     } else if (cmd == "check") {
       Patch p = load_or_exit(parse_args(argc, argv, 2, {}), "check");
       print_graph(p);

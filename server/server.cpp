@@ -35,9 +35,8 @@ SupervisorPolicy policy_for(const EngineConfig& config) {
 
 }  // namespace
 
-Server::Server(const Patch& patch, const EngineConfig& config, const std::string& module_dir)
-    : engine_(patch, config),
-      supervisor_(engine_.segment(), engine_.patch(), module_dir, policy_for(config)) {
+Server::Server(const Patch& patch, const EngineConfig& config)
+    : engine_(patch, config), supervisor_(engine_.segment(), engine_.patch(), policy_for(config)) {
   supervisor_.set_cycle_source(&engine_.cycle_now());
 }
 
@@ -134,20 +133,5 @@ std::string Server::summary_json(uint64_t xruns, const std::string& extra) const
   return o.str();
 }
 
-// [setup] The build tree puts every executable in one folder (bin/); an
-// installed rackd is <prefix>/bin/rackd with the modules in
-// <prefix>/libexec/rackd (the install rules in CMakeLists.txt). One module
-// executable stands for the set.
-std::string module_directory() {
-  if (const char* d = std::getenv("RACKD_MODULE_DIR"); d && *d) return d;
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return ".";
-  const auto here = exe.parent_path();
-  if (std::filesystem::exists(here / "rackd-passthrough", ec)) return here.string();
-  const auto installed = here.parent_path() / "libexec" / "rackd";
-  if (std::filesystem::is_directory(installed, ec)) return installed.string();
-  return here.string();  // neither: the error names the binary's own folder
-}
 
 }  // namespace rackd::server

@@ -26,7 +26,7 @@ struct SetupFailure {
 
 class Server {
  public:
-  Server(const Patch& patch, const EngineConfig& config, const std::string& module_dir);
+  Server(const Patch& patch, const EngineConfig& config);
   ~Server();
 
   // Spawns the modules and waits (up to `timeout`) until each is ready or has
@@ -52,9 +52,5 @@ class Server {
   bool stopped_ = false;
 };
 
-// Directory of the module executables: $RACKD_MODULE_DIR, else the directory
-// of the running rackd binary if the modules are there (the build tree), else
-// <that directory>/../libexec/rackd (installed).
-std::string module_directory();
 
 }  // namespace rackd::server

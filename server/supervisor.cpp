@@ -42,21 +42,20 @@ std::chrono::milliseconds Supervisor::backoff(std::size_t failures_in_window) {
   return std::chrono::milliseconds(std::min<long>(50L << shift, 2000L));
 }
 
-Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir,
-                       SupervisorPolicy policy)
-    : segment_(segment), module_dir_(std::move(module_dir)), policy_(policy) {
+Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, SupervisorPolicy policy)
+    : segment_(segment), policy_(policy) {
   children_.resize(shm::kMaxModules);
   for (uint32_t i = 0; i < patch.modules.size() && i < children_.size(); ++i) {
     Child& c = children_[i];
     c.active = true;
-    c.exe = module_dir_ + "/" + patch.modules[i].spec->executable;
+    c.exe = patch.modules[i].spec->executable;
     c.report.name = patch.modules[i].name;
     c.report.slot = i;
   }
 }
 
 void Supervisor::add(uint32_t slot, const PatchModule& m) {
-  const std::string exe = module_dir_ + "/" + m.spec->executable;
+  const std::string exe = m.spec->executable;
   if (access(exe.c_str(), X_OK) != 0) throw std::runtime_error("module executable " + exe + ": " + strerror(errno));
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_.load()) throw std::runtime_error("server is stopping");

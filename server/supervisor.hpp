@@ -58,9 +58,9 @@ struct SupervisorPolicy {
 
 class Supervisor {
  public:
-  // `module_dir`: where the module executables are.
-  Supervisor(shm::Segment& segment, const Patch& patch, std::string module_dir,
-             SupervisorPolicy policy = {});
+  // Each module runs its type's executable (an absolute path found on the
+  // module path, modules/registry/registry.hpp).
+  Supervisor(shm::Segment& segment, const Patch& patch, SupervisorPolicy policy = {});
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
@@ -127,7 +127,6 @@ class Supervisor {
   void thread_main();
 
   shm::Segment& segment_;
-  std::string module_dir_;
   SupervisorPolicy policy_;
   const std::atomic<uint32_t>* cycle_source_ = nullptr;
   mutable std::mutex mu_;            // guards children_ between the watcher and readers

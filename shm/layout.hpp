@@ -29,10 +29,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <rackd/spec.hpp>
+
 namespace rackd::shm {
 
 inline constexpr uint32_t kMagic = 0x3144'4b52;  // "RKD1" little-endian
-inline constexpr uint32_t kVersion = 4;
+// The layout as a whole is the module protocol of the SDK (include/rackd/spec.hpp).
+inline constexpr uint32_t kVersion = rackd::kModuleProtocol;
 // A version per shared struct, checked on attach (and written by the module
 // into ModuleOut). Each struct also ends its fixed part with reserved words
 // that must be zero: a reader that finds them set is older than the writer.
@@ -46,7 +49,7 @@ inline constexpr std::size_t kPage = 4096;
 
 inline constexpr uint32_t kMaxModules = 64;
 inline constexpr uint32_t kMaxBuses = kMaxModules + 1;
-inline constexpr uint32_t kMaxChannels = 32;
+inline constexpr uint32_t kMaxChannels = rackd::kMaxChannels;
 inline constexpr uint32_t kMinBlockFrames = 16;
 inline constexpr uint32_t kMaxBlockFrames = 4096;
 inline constexpr uint32_t kRingBlocks = 8;  // power of two; +1 spare slot per bus
@@ -55,7 +58,7 @@ inline constexpr uint32_t kRingBlocks = 8;  // power of two; +1 spare slot per b
 // still read, is never overwritten by it.
 inline constexpr uint32_t kMaxBatch = kRingBlocks - 1;
 inline constexpr uint32_t kMaxParams = 256;
-inline constexpr uint32_t kParamValues = 4;  // a parameter carries 1..4 doubles
+inline constexpr uint32_t kParamValues = rackd::kParamValues;  // a parameter carries 1..4 doubles
 inline constexpr uint32_t kNameBytes = 32;
 inline constexpr uint32_t kConfigBytes = 16384;
 inline constexpr uint32_t kErrorBytes = 512;
@@ -94,7 +97,7 @@ inline constexpr float kFullScaleDc = 0.99f;   // a block whose mean is this is 
 
 const char* mute_reason_name(MuteReason r) noexcept;
 
-enum class ParamKind : uint32_t { kFloat = 0, kInt = 1, kBool = 2 };
+using ParamKind = rackd::ParamKind;  // kFloat = 0, kInt = 1, kBool = 2
 
 // One parameter. Name, kind and range are written once by the server before any
 // module starts; values are written by the server's control thread under a

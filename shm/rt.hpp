@@ -5,16 +5,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
-// RACKD_RT marks a function that runs on an audio thread: it never allocates,
-// locks, logs or blocks (futex wait/wake is the one exception). Under clang >= 20
-// it is [[clang::nonblocking]], so -fsanitize=realtime checks it at run time and
-// -Wfunction-effects at compile time; elsewhere it documents the contract.
-// Place it after noexcept: `void process() noexcept RACKD_RT;`
-#if defined(__clang__) && (__clang_major__ >= 20)
-#define RACKD_RT [[clang::nonblocking]]
-#else
-#define RACKD_RT
-#endif
+#include <rackd/rt.hpp>  // RACKD_RT: the real-time marker (part of the module SDK)
 
 // Test hooks. A counting library preloaded into rackd and every module
 // process (tests/rtcount) defines these to learn when a thread is inside

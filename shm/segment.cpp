@@ -164,8 +164,9 @@ std::unique_ptr<Segment> Segment::attach(const std::string& name) {
   const SegmentHeader& h = seg->header();
   if (h.magic != kMagic) fail(name, "bad magic (not a rackd segment)");
   if (h.version != kVersion)
-    fail(name, "layout version " + std::to_string(h.version) + ", this build expects " +
-                   std::to_string(kVersion));
+    fail(name, "the server speaks rackd module protocol " + std::to_string(h.version) +
+                   "; this was built against protocol " + std::to_string(kVersion) +
+                   " (rebuild the module against the server's SDK)");
   if (h.header_bytes != sizeof(SegmentHeader) || h.module_in_bytes != sizeof(ModuleIn) ||
       h.module_out_bytes != sizeof(ModuleOut) || h.bus_header_bytes != sizeof(BusHeader))
     fail(name, "struct sizes differ from this build");

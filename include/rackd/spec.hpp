@@ -62,8 +62,8 @@ struct ParamSpec {
 //   constant(2)                          2
 //   upstream()                           the input's channel count
 //   out()                                (input only) the output count
-//   key("channels", 2)                   the integer setup key, 2 when absent
-//   key_map("layout", {{"5.1", 6}}, "7.1")  a setup key naming one of the counts
+//   setup_key("channels", 2)             the integer setup key, 2 when absent
+//   setup_key_map("layout", {{"5.1", 6}}, "7.1")  a setup key naming one of the counts
 // and, on any of them, .when("source", "device"): 0 unless that setup key has
 // that value.
 struct ChannelCount {
@@ -90,14 +90,14 @@ struct ChannelCount {
     c.from = From::kOut;
     return c;
   }
-  static ChannelCount key(std::string name, uint32_t def) {
+  static ChannelCount setup_key(std::string name, uint32_t def) {
     ChannelCount c;
     c.from = From::kKey;
     c.key = std::move(name);
     c.value = def;
     return c;
   }
-  static ChannelCount key_map(std::string name, std::vector<std::pair<std::string, uint32_t>> names,
+  static ChannelCount setup_key_map(std::string name, std::vector<std::pair<std::string, uint32_t>> names,
                               std::string def) {
     ChannelCount c;
     c.from = From::kKey;

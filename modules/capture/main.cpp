@@ -9,6 +9,34 @@
 namespace {
 
 using rackd::capture::Source;
+using rackd::ConfigKind;
+using rackd::ParamKind;
+
+// The declaration `rackd-capture --describe` prints.
+rackd::ModuleSpec spec() {
+  rackd::ModuleSpec t;
+  t.type = "capture";
+  t.summary = "source: device input, a sound file, a tone, noise or a sine sweep";
+  t.bypassable = false;
+  t.takes_input = false;
+  t.params = {{"gain_db", ParamKind::kFloat, 1, -96.0, 24.0, 0.0, "dB", "output gain; changes are ramped over one block"},
+              {"mute", ParamKind::kBool, 1, 0, 1, 0, "", "1: silence (ramped)"},
+              {"freq_hz", ParamKind::kFloat, 1, 1.0, 20000.0, 440.0, "Hz", "tone frequency (source = \"tone\")"}};
+  t.config = {
+      {"source", ConfigKind::kEnum, "where the signal comes from", {"device", "file", "tone", "noise", "sweep"}},
+      {"file", ConfigKind::kPath, "sound file for source = \"file\" (WAV, FLAC, ...)", {}},
+      {"loop", ConfigKind::kBool, "restart the file at its end (default true)", {}},
+      {"channels", ConfigKind::kInt, "output channels (default 2)", {}, 1, rackd::kMaxChannels},
+      {"sweep_start_hz", ConfigKind::kFloat, "sweep start (default 20)", {}, 1, 100000},
+      {"sweep_end_hz", ConfigKind::kFloat, "sweep end (default 20000)", {}, 1, 100000},
+      {"sweep_seconds", ConfigKind::kFloat, "sweep duration, then it repeats (default 10)", {}, 0.01, 3600},
+      {"seed", ConfigKind::kInt, "noise seed (default 1)", {}, 0, 4294967295.0},
+  };
+  // channels (default 2) out; as many device channels in when source = "device".
+  t.channels.out = rackd::ChannelCount::setup_key("channels", 2);
+  t.channels.in = rackd::ChannelCount::out().when("source", "device");
+  return t;
+}
 
 Source parse_source(const std::string& s) {
   if (s == "device") return Source::kDevice;
@@ -35,18 +63,18 @@ class CaptureModule final : public rackd::runtime::Processor {
     c.sweep_seconds = t["sweep_seconds"].value_or(c.sweep_seconds);
     c.seed = static_cast<uint64_t>(t["seed"].value_or(int64_t{1}));
     dsp_.setup(c, info.rate_hz, info.block_frames);
+    gain_db_ = info.spec->index("gain_db");
+    mute_ = info.spec->index("mute");
+    freq_hz_ = info.spec->index("freq_hz");
   }
 
   void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
-    if (p.changed()) gain_ = rackd::modules::db_to_linear(p[kGainDb]);
-    dsp_.process(b.in, b.in_channels, b.out, b.frames, gain_, p[kMute] >= 0.5, p[kFreqHz]);
+    if (p.changed()) gain_ = rackd::modules::db_to_linear(p[gain_db_]);
+    dsp_.process(b.in, b.in_channels, b.out, b.frames, gain_, p[mute_] >= 0.5, p[freq_hz_]);
   }
 
  private:
-  // Indices into the registry's parameter list for "capture".
-  static constexpr int kGainDb = 0;
-  static constexpr int kMute = 1;
-  static constexpr int kFreqHz = 2;
+  int gain_db_ = 0, mute_ = 0, freq_hz_ = 0;  // parameter indices, by name from the declaration
   rackd::capture::Capture dsp_;
   float gain_ = 1.0f;
 };
@@ -54,5 +82,5 @@ class CaptureModule final : public rackd::runtime::Processor {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return rackd::runtime::run_module(argc, argv, "capture", std::make_unique<CaptureModule>());
+  return rackd::run_module(argc, argv, spec(), std::make_unique<CaptureModule>());
 }

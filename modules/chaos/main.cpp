@@ -32,6 +32,34 @@
 
 namespace {
 
+using rackd::ConfigKind;
+using rackd::ParamKind;
+
+// The declaration `rackd-chaos --describe` prints.
+rackd::ModuleSpec spec() {
+  rackd::ModuleSpec t;
+  t.type = "chaos";
+  t.summary = "test module: passes its input through, or misbehaves as `mode` says";
+  t.bypassable = true;
+  t.takes_input = true;
+  t.params = {
+      {"mode", ParamKind::kInt, 1, 0, 13, 0, "",
+       "0 pass, 1 SIGSEGV, 2 abort, 3 hang (sleep), 4 endless loop, 5 busy past the deadline, 6 NaN, "
+       "7 Inf, 8 1e30, 9 full-scale DC, 10 garbage in its control page, 11 garbage in its ring header, "
+       "12 SIGSTOP itself, 13 allocate and write(2) on the audio thread (a real-time bug, for the proofs)"},
+      {"after_blocks", ParamKind::kInt, 1, 0, 1e9, 0, "blocks", "pass this many blocks first"},
+      {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
+      {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
+  };
+  t.config = {
+      {"setup_ms", ConfigKind::kInt, "sleep this long in setup: a module slow to become ready (default 0)", {}, 0,
+       1e9},
+      {"setup_fail", ConfigKind::kBool, "refuse the configuration in setup (default false)", {}},
+  };
+  t.channels = {rackd::ChannelCount::upstream(), rackd::ChannelCount::upstream()};
+  return t;
+}
+
 enum Mode : int {
   kPass = 0, kSegv, kAbort, kHang, kLoop, kBusy, kNaN, kInf, kHuge, kDc, kGarbageControl, kGarbageRing, kStop,
   kRtViolation
@@ -41,6 +69,10 @@ class ChaosModule final : public rackd::runtime::Processor {
  public:
   void setup(const rackd::runtime::SetupInfo& info) override {
     restarts_ = info.restarts;
+    mode_ = info.spec->index("mode");
+    after_ = info.spec->index("after_blocks");
+    busy_ = info.spec->index("busy_ms");
+    first_life_ = info.spec->index("first_life_only");
     if (info.config) {
       if ((*info.config)["setup_fail"].value_or(false)) throw std::runtime_error("setup_fail = true: refused");
       const int64_t ms = (*info.config)["setup_ms"].value_or(int64_t{0});
@@ -55,9 +87,9 @@ class ChaosModule final : public rackd::runtime::Processor {
   }
 
   void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
-    const int mode = static_cast<int>(p[kModeParam]);
-    const bool armed = blocks_++ >= static_cast<uint64_t>(p[kAfterParam]) &&
-                       !(p[kFirstLifeParam] >= 0.5 && restarts_ > 0);
+    const int mode = static_cast<int>(p[mode_]);
+    const bool armed = blocks_++ >= static_cast<uint64_t>(p[after_]) &&
+                       !(p[first_life_] >= 0.5 && restarts_ > 0);
     for (uint32_t c = 0; c < b.out_channels; ++c) std::memcpy(b.out[c], b.in[c], b.frames * sizeof(float));
     if (!armed) return;
     if (mode == kRtViolation) {
@@ -83,7 +115,7 @@ class ChaosModule final : public rackd::runtime::Processor {
       case kLoop:
         for (;;) spin_.fetch_add(1, std::memory_order_relaxed);
       case kBusy: {
-        const uint64_t until = rackd::shm::now_ns() + static_cast<uint64_t>(p[kBusyParam] * 1e6);
+        const uint64_t until = rackd::shm::now_ns() + static_cast<uint64_t>(p[busy_] * 1e6);
         while (rackd::shm::now_ns() < until) {
         }
         break;
@@ -116,8 +148,7 @@ class ChaosModule final : public rackd::runtime::Processor {
     for (uint32_t c = 0; c < b.out_channels; ++c)
       for (uint32_t i = 0; i < b.frames; ++i) b.out[c][i] = v;
   }
-  // Indices into the registry's parameter list for "chaos".
-  static constexpr int kModeParam = 0, kAfterParam = 1, kBusyParam = 2, kFirstLifeParam = 3;
+  int mode_ = 0, after_ = 0, busy_ = 0, first_life_ = 0;  // parameter indices, by name from the declaration
   uint64_t restarts_ = 0;
   int devnull_ = -1;
   uint64_t blocks_ = 0;
@@ -129,5 +160,5 @@ class ChaosModule final : public rackd::runtime::Processor {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return rackd::runtime::run_module(argc, argv, "chaos", std::make_unique<ChaosModule>());
+  return rackd::run_module(argc, argv, spec(), std::make_unique<ChaosModule>());
 }

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "modules/hrir/binaural.hpp"
+#include "modules/hrir/hrir_spec.hpp"
 #include "modules/runtime/runtime.hpp"
 
 namespace {
@@ -17,9 +18,14 @@ namespace hrir = rackd::hrir;
 
 constexpr const char* kDefaultSofa = "/usr/share/libmysofa/default.sofa";
 
-// Indices into the registry's parameter list for "hrir" (hrir_type.cpp).
-enum Param : int { kGainDb, kBypass, kYaw, kPitch, kRoll, kYpr, kLfeGainDb, kChannelGain0 };
-constexpr uint32_t kMaxChannels = 12;
+constexpr uint32_t kMaxChannels = hrir::kMaxLayoutChannels;
+
+// [setup] Index of parameter `name` in the declaration (hrir_spec.cpp).
+int index(const rackd::ModuleSpec& spec, const std::string& name) {
+  const int i = spec.index(name);
+  if (i < 0) throw std::logic_error("hrir: parameter " + name + " is not declared");
+  return i;
+}
 
 double number(const toml::node& n, const std::string& what) {
   if (auto v = n.value<double>()) return *v;
@@ -79,9 +85,16 @@ class HrirModule final : public rackd::runtime::Processor {
   void setup(const rackd::runtime::SetupInfo& info) override {
     if (!info.config) throw std::runtime_error("hrir: no configuration");
     const toml::table& cfg = *info.config;
-    if (info.spec && info.spec->params.size() != kChannelGain0 + kMaxChannels) {
-      throw std::runtime_error("hrir: registry lists an unexpected number of parameters");
-    }
+    const rackd::ModuleSpec& spec = *info.spec;
+    gain_db_ = index(spec, "gain_db");
+    bypass_ = index(spec, "bypass");
+    yaw_ = index(spec, "yaw");
+    pitch_ = index(spec, "pitch");
+    roll_ = index(spec, "roll");
+    ypr_index_ = index(spec, "ypr");
+    lfe_gain_db_ = index(spec, "lfe_gain_db");
+    for (uint32_t n = 0; n < kMaxChannels; ++n)
+      channel_gain_db_[n] = index(spec, "channel/" + std::to_string(n + 1) + "/gain_db");
     const std::string layout_name = cfg["layout"].value_or<std::string>("7.1");
     std::vector<hrir::SpeakerConfig> speakers;
     for (const hrir::Speaker& s : hrir::layout(layout_name)) speakers.push_back({s, 0, 0});
@@ -118,10 +131,10 @@ class HrirModule final : public rackd::runtime::Processor {
   // On the first block (a restart restores the slots) ypr wins if it is not
   // all zero, so the last setting survives either way it was made.
   void read_params(const rackd::runtime::ParamView& p) noexcept RACKD_RT {
-    dsp_.set_master_gain_db(p[kGainDb]);
-    dsp_.set_bypass(p[kBypass] >= 0.5);
-    const double angles[3] = {p[kYaw], p[kPitch], p[kRoll]};
-    const double ypr[3] = {p.value(kYpr, 0), p.value(kYpr, 1), p.value(kYpr, 2)};
+    dsp_.set_master_gain_db(p[gain_db_]);
+    dsp_.set_bypass(p[bypass_] >= 0.5);
+    const double angles[3] = {p[yaw_], p[pitch_], p[roll_]};
+    const double ypr[3] = {p.value(ypr_index_, 0), p.value(ypr_index_, 1), p.value(ypr_index_, 2)};
     bool ypr_changed = false, angles_changed = false;
     for (int k = 0; k < 3; ++k) {
       ypr_changed = ypr_changed || (first_ ? ypr[k] != 0 : ypr[k] != ypr_[k]);
@@ -135,9 +148,9 @@ class HrirModule final : public rackd::runtime::Processor {
     } else if (angles_changed) {
       dsp_.set_orientation(angles[0], angles[1], angles[2]);
     }
-    const double lfe_db = p[kLfeGainDb];
+    const double lfe_db = p[lfe_gain_db_];
     for (uint32_t i = 0; i < dsp_.channels() && i < kMaxChannels; ++i) {
-      dsp_.set_channel_gain_db(i, p[kChannelGain0 + i] + (lfe_[i] ? lfe_db : 0.0));
+      dsp_.set_channel_gain_db(i, p[channel_gain_db_[i]] + (lfe_[i] ? lfe_db : 0.0));
     }
   }
 
@@ -145,10 +158,13 @@ class HrirModule final : public rackd::runtime::Processor {
   std::vector<bool> lfe_;
   double ypr_[3] = {}, angles_[3] = {};
   bool first_ = true;
+  // Parameter indices, looked up by name in setup().
+  int gain_db_ = 0, bypass_ = 0, yaw_ = 0, pitch_ = 0, roll_ = 0, ypr_index_ = 0, lfe_gain_db_ = 0;
+  int channel_gain_db_[kMaxChannels] = {};
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  return rackd::runtime::run_module(argc, argv, "hrir", std::make_unique<HrirModule>());
+  return rackd::run_module(argc, argv, hrir::module_spec(), std::make_unique<HrirModule>());
 }

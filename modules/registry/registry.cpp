@@ -1,110 +1,245 @@
-// The module type table. [any] thread; built once on first use.
+// Module discovery: the module path scanned for rackd-* files, each asked
+// --describe once per (path, size, mtime), the results kept for the life of
+// the process (a TypeSpec pointer handed out stays valid). [any] thread: one
+// mutex around the tables; a scan runs a few short processes under it.
 #include "modules/registry/registry.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "modules/registry/spawn.hpp"
 
 namespace rackd::registry {
 namespace {
 
-using shm::ParamKind;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
 
-ParamSpec gain_param() {
-  return {"gain_db", ParamKind::kFloat, 1, -96.0, 24.0, 0.0, "dB",
-          "output gain; changes are ramped over one block"};
+constexpr std::chrono::milliseconds kDescribeLimit{5000};
+constexpr std::chrono::milliseconds kRescanAge{1000};
+constexpr const char* kPrefix = "rackd-";
+
+struct FileKey {
+  std::string path;
+  int64_t size = 0, mtime_ns = 0;
+  bool operator<(const FileKey& o) const {
+    return std::tie(path, size, mtime_ns) < std::tie(o.path, o.size, o.mtime_ns);
+  }
+};
+
+struct Described {
+  const TypeSpec* spec = nullptr;  // or
+  std::string problem;              // why the file is skipped
+};
+
+struct State {
+  std::mutex mu;
+  std::deque<TypeSpec> specs;                  // every description ever read (stable addresses)
+  std::map<FileKey, Described> by_file;        // the cache
+  std::set<std::string> warned;                // "path|size|mtime|problem" already printed
+  std::vector<const TypeSpec*> types;          // the last scan's winners, in path order
+  std::vector<Skipped> skipped;
+  Clock::time_point scanned{};
+  bool ever = false;
+};
+
+State& state() {
+  static State s;
+  return s;
 }
 
-// Channel rule of a processor that keeps its input's channel count.
-bool same_as_input(const ChannelQuery& q, Channels& c, std::string&) {
-  c.in = q.upstream_channels;
-  c.out = q.upstream_channels;
-  return true;
+void warn_once(State& s, const FileKey& k, const std::string& problem) {
+  if (!s.warned.insert(k.path + "|" + std::to_string(k.size) + "|" + std::to_string(k.mtime_ns) + "|" + problem).second)
+    return;
+  std::fprintf(stderr, "rackd: warning: module path: %s: %s; skipped\n", k.path.c_str(), problem.c_str());
 }
 
-TypeSpec passthrough_type() {
-  TypeSpec t;
-  t.type = "passthrough";
-  t.executable = "rackd-passthrough";
-  t.summary = "copies its input to its output with a gain; for tests and benchmarks";
-  t.bypassable = true;
-  t.takes_input = true;
-  t.params = {gain_param(),
-              {"bypass", ParamKind::kBool, 1, 0, 1, 0, "", "1: output = input, gain ignored"}};
-  t.channels = same_as_input;
-  return t;
+// Exits the closure with the module's message (its standard error, trimmed).
+std::string message_of(const Captured& c) {
+  std::string m = c.err;
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  if (m.empty()) m = describe_failure(c, kDescribeLimit);
+  return m;
 }
 
-TypeSpec capture_type() {
-  TypeSpec t;
-  t.type = "capture";
-  t.executable = "rackd-capture";
-  t.summary = "source: device input, a sound file, a tone, noise or a sine sweep";
-  t.bypassable = false;
-  t.takes_input = false;
-  t.reads_device = [](const ChannelQuery& q) {
-    auto s = q.get_string("source");
-    return s && *s == "device";
+void wire(TypeSpec& t) {
+  const std::string type = t.type;
+  const bool takes_input = t.takes_input;
+  const rackd::ChannelRule rule = t.rule;
+  t.channels = [type, takes_input, rule](const ChannelQuery& q, Channels& c, std::string& error) {
+    return evaluate_channels(type, takes_input, rule, q, c, error);
   };
-  t.params = {gain_param(),
-              {"mute", ParamKind::kBool, 1, 0, 1, 0, "", "1: silence (ramped)"},
-              {"freq_hz", ParamKind::kFloat, 1, 1.0, 20000.0, 440.0, "Hz",
-               "tone frequency (source = \"tone\")"}};
-  t.config = {
-      {"source", ConfigKind::kEnum, "where the signal comes from",
-       {"device", "file", "tone", "noise", "sweep"}},
-      {"file", ConfigKind::kPath, "sound file for source = \"file\" (WAV, FLAC, ...)", {}},
-      {"loop", ConfigKind::kBool, "restart the file at its end (default true)", {}},
-      {"channels", ConfigKind::kInt, "output channels (default 2)", {}, 1, shm::kMaxChannels},
-      {"sweep_start_hz", ConfigKind::kFloat, "sweep start (default 20)", {}, 1, 100000},
-      {"sweep_end_hz", ConfigKind::kFloat, "sweep end (default 20000)", {}, 1, 100000},
-      {"sweep_seconds", ConfigKind::kFloat, "sweep duration, then it repeats (default 10)", {},
-       0.01, 3600},
-      {"seed", ConfigKind::kInt, "noise seed (default 1)", {}, 0, 4294967295.0},
-  };
-  t.channels = [](const ChannelQuery& q, Channels& c, std::string&) {
-    auto n = q.get_int("channels");
-    c.out = n ? static_cast<uint32_t>(*n) : 2u;
-    auto s = q.get_string("source");
-    c.in = (s && *s == "device") ? c.out : 0u;
-    return true;
-  };
-  return t;
+  if (!takes_input) {
+    t.reads_device = [type, rule](const ChannelQuery& q) {
+      Channels c;
+      std::string error;
+      return evaluate_channels(type, false, rule, q, c, error) && c.in > 0;
+    };
+  }
+  if (t.configurable) {
+    const std::string exe = t.executable;
+    const std::vector<ParamSpec> params = t.params;
+    t.init_params = [exe, params](const std::string& config_toml, std::vector<std::vector<double>>& values) {
+      const Captured c = run_captured({exe, "--describe", "--config", config_toml}, kDescribeLimit);
+      if (!c.started || c.timed_out || c.signal || c.exit_status != 0) throw std::runtime_error(message_of(c));
+      const TypeSpec configured = parse_description(c.out, exe);
+      for (const ParamSpec& p : configured.params) {
+        const auto it = std::find_if(params.begin(), params.end(), [&](const ParamSpec& s) { return s.name == p.name; });
+        if (it == params.end()) continue;
+        const auto i = static_cast<std::size_t>(it - params.begin());
+        if (i < values.size()) values[i].assign(it->count, p.def);
+      }
+    };
+  }
 }
 
-TypeSpec chaos_type() {
-  TypeSpec t;
-  t.type = "chaos";
-  t.executable = "rackd-chaos";
-  t.summary = "test module: passes its input through, or misbehaves as `mode` says";
-  t.bypassable = true;
-  t.takes_input = true;
-  t.params = {
-      {"mode", ParamKind::kInt, 1, 0, 13, 0, "",
-       "0 pass, 1 SIGSEGV, 2 abort, 3 hang (sleep), 4 endless loop, 5 busy past the deadline, 6 NaN, "
-       "7 Inf, 8 1e30, 9 full-scale DC, 10 garbage in its control page, 11 garbage in its ring header, "
-       "12 SIGSTOP itself, 13 allocate and write(2) on the audio thread (a real-time bug, for the proofs)"},
-      {"after_blocks", ParamKind::kInt, 1, 0, 1e9, 0, "blocks", "pass this many blocks first"},
-      {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
-      {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
-  };
-  t.config = {
-      {"setup_ms", ConfigKind::kInt, "sleep this long in setup: a module slow to become ready (default 0)", {}, 0,
-       1e9},
-      {"setup_fail", ConfigKind::kBool, "refuse the configuration in setup (default false)", {}},
-  };
-  t.channels = same_as_input;
-  return t;
+Described describe(State& s, const FileKey& k) {
+  if (access(k.path.c_str(), X_OK) != 0) return {nullptr, "not executable"};
+  const Captured c = run_captured({k.path, "--describe"}, kDescribeLimit);
+  if (!c.started || c.timed_out || c.signal || c.exit_status != 0) {
+    std::string why = describe_failure(c, kDescribeLimit);
+    std::string err = c.err.substr(0, 200);
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    if (!err.empty() && !c.timed_out) why += " (" + err + ")";
+    return {nullptr, why};
+  }
+  try {
+    TypeSpec t = parse_description(c.out, k.path);
+    wire(t);
+    s.specs.push_back(std::move(t));
+    return {&s.specs.back(), ""};
+  } catch (const std::exception& e) {
+    return {nullptr, std::string("--describe: ") + e.what()};
+  }
+}
+
+std::vector<std::string> path_entries() {
+  std::vector<std::string> dirs;
+  if (const char* p = std::getenv("RACKD_MODULE_PATH"); p && *p) {
+    std::string all = p;
+    std::size_t start = 0;
+    while (start <= all.size()) {
+      const std::size_t end = std::min(all.find(':', start), all.size());
+      if (end > start) dirs.push_back(all.substr(start, end - start));
+      start = end + 1;
+    }
+    return dirs;
+  }
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return dirs;
+  const fs::path here = exe.parent_path();
+  // Installed: PREFIX/bin/rackd beside PREFIX/libexec/rackd.
+  dirs.push_back((here.parent_path() / "libexec" / "rackd").string());
+  // A build tree (CMakeCache.txt above bin/): the build's own modules.
+  if (fs::exists(here.parent_path() / "CMakeCache.txt", ec)) dirs.push_back(here.string());
+  return dirs;
+}
+
+void scan(State& s) {
+  std::vector<const TypeSpec*> types;
+  std::vector<Skipped> skipped;
+  std::map<std::string, std::string> owner;  // type -> path
+  for (const std::string& dir : path_entries()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(kPrefix, 0) == 0 && name.size() > std::string_view(kPrefix).size()) files.push_back(e.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) {
+      struct stat st {};
+      if (stat(f.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;
+      FileKey k{fs::absolute(f).lexically_normal().string(), static_cast<int64_t>(st.st_size),
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+      auto it = s.by_file.find(k);
+      if (it == s.by_file.end()) it = s.by_file.emplace(k, describe(s, k)).first;
+      std::string problem = it->second.problem;
+      const TypeSpec* t = it->second.spec;
+      if (t) {
+        if (auto o = owner.find(t->type); o != owner.end()) {
+          problem = "also claims type \"" + t->type + "\", which " + o->second + " (earlier on the module path) provides";
+          t = nullptr;
+        }
+      }
+      if (t) {
+        owner[t->type] = k.path;
+        types.push_back(t);
+      } else {
+        warn_once(s, k, problem);
+        skipped.push_back({k.path, problem});
+      }
+    }
+  }
+  s.types = std::move(types);
+  s.skipped = std::move(skipped);
+  s.scanned = Clock::now();
+  s.ever = true;
+}
+
+void scan_if_old(State& s) {
+  if (!s.ever || Clock::now() - s.scanned >= kRescanAge) scan(s);
 }
 
 }  // namespace
 
-const std::vector<TypeSpec>& all_types() {
-  static const std::vector<TypeSpec> types = {capture_type(), passthrough_type(), eq_type(), hrir_type(), chaos_type()};
-  return types;
+std::vector<std::string> module_path() {
+  std::vector<std::string> out;
+  for (const auto& d : path_entries()) {
+    std::error_code ec;
+    if (fs::is_directory(d, ec)) out.push_back(d);
+  }
+  return out;
+}
+
+std::vector<const TypeSpec*> all_types() {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  scan_if_old(s);
+  return s.types;
 }
 
 const TypeSpec* find_type(std::string_view name) {
-  for (const auto& t : all_types()) {
-    if (t.type == name) return &t;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 0) scan_if_old(s);
+    else scan(s);  // a miss: something may have been installed this second
+    for (const TypeSpec* t : s.types)
+      if (t->type == name) return t;
   }
   return nullptr;
+}
+
+std::string skipped_reason(std::string_view name) {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const std::string file = kPrefix + std::string(name);
+  for (const Skipped& k : s.skipped)
+    if (fs::path(k.path).filename() == file) return k.path + " was skipped: " + k.reason;
+  return "";
+}
+
+std::vector<Skipped> skipped() {
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  scan_if_old(s);
+  return s.skipped;
 }
 
 int find_param(const TypeSpec& spec, std::string_view name) {

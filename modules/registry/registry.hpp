@@ -1,8 +1,13 @@
-// What every module type accepts: its setup keys (config), its live parameters,
-// whether it can be bypassed, how its channel counts follow from its config.
-// One table, linked by the server (to validate patches and address parameters
-// before any module runs) and by module processes (to read their parameter
-// slots in the same order). [setup]/[control] threads only.
+// The module types the server knows: discovered, not compiled in. Every file
+// named rackd-* in the module path ($RACKD_MODULE_PATH, colon-separated; by
+// default PREFIX/libexec/rackd and, when rackd runs from a build tree, the
+// build's bin/) is asked `--describe`; its JSON (modules/runtime/describe.cpp)
+// becomes a TypeSpec. Descriptions are cached by path, size and mtime, and the
+// path is scanned again when a lookup misses or the last scan is a second old,
+// so a module installed while rackd runs is found by the next check, run or
+// live add. Bad files are skipped with a warning that names them.
+// Linked by the server (to validate patches and address parameters before any
+// module runs); it links no module code. [setup]/[control] threads; thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -12,36 +17,15 @@
 #include <string_view>
 #include <vector>
 
+#include <rackd/spec.hpp>
+
 #include "shm/layout.hpp"
 
 namespace rackd::registry {
 
-enum class ConfigKind {
-  kString,  // free text
-  kPath,    // file path; the server resolves it against the patch's folder ("default" stays as is)
-  kInt,
-  kFloat,   // integers are accepted too
-  kBool,
-  kEnum,    // one of `choices`
-  kArray,   // an array (of tables or values); the module validates the content
-};
-
-struct ConfigSpec {
-  std::string name;
-  ConfigKind kind;
-  std::string help;
-  std::vector<std::string> choices;  // kEnum
-  double min = 0, max = 0;           // kInt/kFloat, inclusive; ignored when min == max
-};
-
-struct ParamSpec {
-  std::string name;                  // OSC address below the module: /<module>/<name>
-  shm::ParamKind kind;
-  uint32_t count = 1;                // number of values (1..shm::kParamValues)
-  double min = 0, max = 1, def = 0;  // per value
-  std::string unit;                  // "dB", "Hz", "" ...
-  std::string help;
-};
+using rackd::ConfigKind;
+using rackd::ConfigSpec;
+using rackd::ParamSpec;
 
 // What a channel rule may look at: the module's config and its upstream.
 struct ChannelQuery {
@@ -57,36 +41,57 @@ struct Channels {
 
 struct TypeSpec {
   std::string type;                  // as written in `type = "..."`
-  std::string executable;            // file name of the module binary
+  std::string executable;            // absolute path of the module executable
   std::string summary;
   bool bypassable = false;           // output may be replaced by input when in == out
   bool takes_input = false;          // requires `input = "<module>|device"`
-  // Sources only (takes_input == false): does this config read the device input?
-  std::function<bool(const ChannelQuery&)> reads_device;
+  bool configurable = false;         // parameter defaults follow from the setup keys
   std::vector<ParamSpec> params;
   std::vector<ConfigSpec> config;
-  // Channel counts, or an error message a user can act on.
+  rackd::ChannelRule rule;           // as described
+  // Sources only (takes_input == false): does this config read the device input?
+  std::function<bool(const ChannelQuery&)> reads_device;
+  // Channel counts from `rule`, or an error message a user can act on.
   std::function<bool(const ChannelQuery&, Channels& out, std::string& error)> channels;
-  // Optional: derive initial parameter values from the setup keys (for example
-  // an EQ preset file or an inline band list), given the module's config as
-  // TOML text (paths already absolute). Runs at patch load, after defaults and
-  // before explicit parameter keys of the patch, so parameter slots stay the
-  // one source of truth and survive restarts. Throws std::runtime_error with a
-  // message a user can act on (it may carry its own "file:line: ").
+  // Set when `configurable`: parameter values that follow from the module's
+  // config (TOML text, paths absolute), from `executable --describe --config`.
+  // Runs at patch load, after defaults and before explicit parameter keys of
+  // the patch. Throws std::runtime_error with the module's message.
   std::function<void(const std::string& config_toml, std::vector<std::vector<double>>& params)> init_params;
 };
 
-// Types defined in their own files (modules/registry/<type>_type.cpp).
-TypeSpec eq_type();
-TypeSpec hrir_type();
+// A file of the module path that is not used, and why.
+struct Skipped {
+  std::string path;
+  std::string reason;
+};
 
-// [any] All module types, in a stable order.
-const std::vector<TypeSpec>& all_types();
+// [any] The module path, as searched: existing folders, in order.
+std::vector<std::string> module_path();
 
-// [any] The type called `name`, or nullptr.
+// [any] All module types, in path order (then file name order within a folder).
+std::vector<const TypeSpec*> all_types();
+
+// [any] The type called `name`, or nullptr. A miss scans the path again.
 const TypeSpec* find_type(std::string_view name);
+
+// [any] Why there is no type `name` although a file named rackd-<name> is on
+// the path (it was skipped), or "".
+std::string skipped_reason(std::string_view name);
+
+// [any] The files skipped by the last scan.
+std::vector<Skipped> skipped();
 
 // [any] Index of parameter `name` in `spec.params`, or -1.
 int find_param(const TypeSpec& spec, std::string_view name);
+
+// [any] A --describe JSON as a TypeSpec; throws std::runtime_error saying
+// what is wrong with it. Exposed for tests.
+TypeSpec parse_description(const std::string& json, const std::string& executable);
+
+// [any] Evaluates a channel rule (include/rackd/spec.hpp) for a module of
+// `type`. Exposed for tests.
+bool evaluate_channels(const std::string& type, bool takes_input, const rackd::ChannelRule& rule,
+                       const ChannelQuery& q, Channels& out, std::string& error);
 
 }  // namespace rackd::registry

@@ -18,8 +18,9 @@
 #include "shm/protocol.hpp"
 #include "shm/seqlock.hpp"
 #include "shm/segment.hpp"
+#include "modules/runtime/describe.hpp"
 
-namespace rackd::runtime {
+namespace rackd {
 namespace {
 
 struct Options {
@@ -30,9 +31,13 @@ struct Options {
 void usage(const char* type, FILE* to) {
   std::fprintf(to,
                "usage: rackd-%s --segment NAME --slot N\n"
+               "       rackd-%s --describe [--config TOML|FILE]\n"
                "A rackd module process. rackd starts it for a [[module]] of type \"%s\";\n"
-               "it attaches to the server's shared-memory segment NAME and runs slot N.\n",
-               type, type);
+               "it attaches to the server's shared-memory segment NAME and runs slot N.\n"
+               "--describe prints the type's parameters, setup keys and channel rule as\n"
+               "JSON (module protocol %u); with --config, the parameter defaults that\n"
+               "follow from those setup keys (a TOML table, inline or in a file).\n",
+               type, type, type, static_cast<unsigned>(kModuleProtocol));
 }
 
 // Everything the block loop touches, prepared in setup.
@@ -260,13 +265,20 @@ void report(shm::ModuleOut* out, const std::string& message) {
 
 }  // namespace
 
-int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processor> processor) {
+int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Processor> processor) {
+  const char* type = spec.type.c_str();
   Options opt;
+  bool describe = false;
+  const char* config_arg = nullptr;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
     if (a == "--help" || a == "-h") {
       usage(type, stdout);
       return 0;
+    } else if (a == "--describe") {
+      describe = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      config_arg = argv[++i];
     } else if (a == "--segment" && i + 1 < argc) {
       opt.segment = argv[++i];
     } else if (a == "--slot" && i + 1 < argc) {
@@ -277,6 +289,7 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
       return 64;
     }
   }
+  if (describe || config_arg) return describe_main(spec, config_arg);
   if (opt.segment.empty() || opt.slot < 0) {
     usage(type, stderr);
     return 64;
@@ -320,13 +333,15 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     if (strncmp(in.type, type, shm::kNameBytes) != 0)
       throw std::runtime_error("slot is a \"" + std::string(in.type, strnlen(in.type, shm::kNameBytes)) +
                                "\", this binary runs \"" + type + "\"");
-    const registry::TypeSpec* spec = registry::find_type(type);
-    if (!spec) throw std::runtime_error("type not in the registry");
-    if (in.param_count != spec->params.size())
-      throw std::runtime_error("parameter table does not match this build");
+    // The server laid the slots out from this executable's --describe; a
+    // mismatch means the file changed since (a rebuild while rackd runs).
+    if (in.param_count != spec.params.size())
+      throw std::runtime_error("the server knows " + std::to_string(in.param_count) + " parameters, this executable " +
+                               std::to_string(spec.params.size()) + " (rebuilt while rackd ran? reload the patch)");
     for (uint32_t i = 0; i < in.param_count; ++i) {
-      if (spec->params[i].name != std::string_view(in.params[i].name, strnlen(in.params[i].name, shm::kNameBytes)))
-        throw std::runtime_error("parameter " + spec->params[i].name + " does not match this build");
+      if (spec.params[i].name != std::string_view(in.params[i].name, strnlen(in.params[i].name, shm::kNameBytes)))
+        throw std::runtime_error("parameter " + spec.params[i].name +
+                                 " is not where the server put it (rebuilt while rackd ran? reload the patch)");
     }
     std::size_t cfg_len = std::min<std::size_t>(in.config_bytes, shm::kConfigBytes);
     try {
@@ -358,7 +373,7 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
     info.in_channels = in.in_channels;
     info.out_channels = in.out_channels;
     info.config = &config;
-    info.spec = spec;
+    info.spec = &spec;
     info.restarts = in.restarts.load(std::memory_order_relaxed);
     info.control_page = out;
     info.ring_header = l.out_ring.header();
@@ -421,4 +436,4 @@ int run_module(int argc, char** argv, const char* type, std::unique_ptr<Processo
   return 0;
 }
 
-}  // namespace rackd::runtime
+}  // namespace rackd

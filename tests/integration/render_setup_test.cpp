@@ -71,22 +71,25 @@ Result render(const std::string& patch, const std::string& out, const std::vecto
   return run(argv, std::chrono::seconds(120), env);
 }
 
-// A module directory where rackd-passthrough is `script` and every other
-// module is the real one. Returns RACKD_MODULE_DIR=<it> for the environment.
+// A module folder where rackd-passthrough is `script` (it answers --describe
+// as the real one does) and every other module is the real one. Returns
+// RACKD_MODULE_PATH=<it> for the environment.
 std::string fake_passthrough(const std::string& dir, const std::string& script) {
-  unsetenv("RACKD_MODULE_DIR");  // the one given to rackd must be the only one
+  unsetenv("RACKD_MODULE_PATH");  // the one given to rackd must be the only one
   const std::string mods = dir + "/modules";
   fs::create_directories(mods);
   for (const auto& e : fs::directory_iterator(fs::path(bin("rackd")).parent_path())) {
     const std::string name = e.path().filename().string();
     if (name.rfind("rackd-", 0) == 0 && name != "rackd-passthrough") fs::create_symlink(e.path(), mods + "/" + name);
   }
-  std::ofstream(mods + "/rackd-passthrough") << "#!/bin/sh\n" << script << "\n";
+  const std::string real = (fs::path(bin("rackd")).parent_path() / "rackd-passthrough").string();
+  std::ofstream(mods + "/rackd-passthrough") << "#!/bin/sh\n[ \"$1\" = --describe ] && exec " << real
+                                             << " \"$@\"\n" << script << "\n";
   fs::permissions(mods + "/rackd-passthrough", fs::perms::owner_all);
   std::ofstream(dir + "/p.toml") << "[[module]]\nname = \"tone\"\ntype = \"capture\"\nsource = \"tone\"\n\n"
                                     "[[module]]\nname = \"p\"\ntype = \"passthrough\"\ninput = \"tone\"\n\n"
                                     "[output]\nfrom = \"p\"\n";
-  return "RACKD_MODULE_DIR=" + mods;
+  return "RACKD_MODULE_PATH=" + mods;
 }
 
 TEST(RenderSetup, RefusedSofaFailsTheRenderAndLeavesOutAsItWas) {
@@ -199,17 +202,17 @@ TEST(RenderSetup, RestartThatRefusesItsSetupMidRenderKeepsGoing) {
   EXPECT_EQ(o.ch[0].back(), 0.0f) << "the refused restart's blocks are silence";
 }
 
-// Any other failure once the output is open (here: no module executables to
-// start) also leaves no file and keeps the one that was there.
+// A module path without the patch's types: the patch is refused (exit 2,
+// naming the path searched) before OUT is touched.
 TEST(RenderSetup, RenderThatFailsOtherwiseLeavesOutAsItWas) {
   const std::string d = temp_dir();
-  unsetenv("RACKD_MODULE_DIR");
+  unsetenv("RACKD_MODULE_PATH");
   fs::create_directories(d + "/empty");
   std::ofstream(d + "/o.wav") << kPrevious;
   Result r = run({bin("rackd"), "render", source("patches/tone.toml"), "--duration", "0.5", "--out", d + "/o.wav"},
-                 std::chrono::seconds(120), {"RACKD_MODULE_DIR=" + d + "/empty"});
-  EXPECT_EQ(r.status, 1) << r.err;
-  EXPECT_NE(r.err.find("module executable " + d + "/empty/rackd-"), std::string::npos) << r.err;
+                 std::chrono::seconds(120), {"RACKD_MODULE_PATH=" + d + "/empty"});
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("unknown type \"capture\" (types: ; module path: " + d + "/empty)"), std::string::npos) << r.err;
   EXPECT_EQ(text_of(d + "/o.wav"), kPrevious);
   EXPECT_EQ(others(d, {"empty", "o.wav"}), std::vector<std::string>{});
 }

@@ -18,7 +18,7 @@
 #include <random>
 #include <thread>
 
-#include "modules/registry/registry.hpp"
+#include "modules/hrir/hrir_spec.hpp"
 
 // ---- allocation counter: counts calls made on a thread while its flag is set.
 namespace {
@@ -100,27 +100,16 @@ float max_step(const std::vector<float>& x, size_t from, size_t to) {
   return m;
 }
 
-TEST(Binaural, RegistryChannelCountsMatchTheLayouts) {
-  const registry::TypeSpec* t = registry::find_type("hrir");
-  ASSERT_NE(t, nullptr);
-  for (const char* name : {"2.0", "5.1", "7.1", "7.1.4"}) {
-    registry::ChannelQuery q;
-    q.upstream_channels = static_cast<uint32_t>(layout(name).size());
-    q.get_int = [](std::string_view) { return std::nullopt; };
-    q.get_string = [name](std::string_view k) -> std::optional<std::string> {
-      if (k == "layout") return std::string(name);
-      return std::nullopt;
-    };
-    registry::Channels c;
-    std::string error;
-    EXPECT_TRUE(t->channels(q, c, error)) << name << ": " << error;
-    EXPECT_EQ(c.in, q.upstream_channels);
-    EXPECT_EQ(c.out, 2u);
-    q.upstream_channels += 1;
-    EXPECT_FALSE(t->channels(q, c, error));
-    EXPECT_EQ(error, "layout " + std::string(name) + " takes " + std::to_string(c.in) +
-                         " input channels; its input has " + std::to_string(c.in + 1));
-  }
+TEST(Binaural, DeclaredChannelCountsMatchTheLayouts) {
+  const rackd::ModuleSpec t = rackd::hrir::module_spec();
+  ASSERT_EQ(t.channels.in.key, "layout");
+  ASSERT_EQ(t.channels.in.map.size(), 4u);
+  for (const auto& [name, count] : t.channels.in.map) EXPECT_EQ(count, layout(name).size()) << name;
+  EXPECT_EQ(t.channels.in.map_default, "7.1");
+  EXPECT_EQ(t.channels.out.value, 2u);
+  for (uint32_t n = 1; n <= rackd::hrir::kMaxLayoutChannels; ++n)
+    EXPECT_GE(t.index("channel/" + std::to_string(n) + "/gain_db"), 0) << n;
+  EXPECT_EQ(layout("7.1.4").size(), rackd::hrir::kMaxLayoutChannels);
 }
 
 // One impulse per channel, far enough apart that their responses do not

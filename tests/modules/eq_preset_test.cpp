@@ -13,7 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "modules/registry/registry.hpp"
+#include "modules/eq/eq_spec.hpp"
+#include "shm/layout.hpp"
 
 namespace rackd::eq {
 namespace {
@@ -319,25 +320,36 @@ TEST(EqInitParams, InlineChannelErrors) {
 // The slot layout: the registry lists the parameters in band_param() order,
 // with the ranges the parsers use.
 
-TEST(EqLayout, RegistryParamsFollowTheSlotLayout) {
-  const registry::TypeSpec* spec = registry::find_type("eq");
-  ASSERT_NE(spec, nullptr);
-  ASSERT_EQ(spec->params.size(), static_cast<std::size_t>(kParamCount));
-  EXPECT_EQ(spec->params[kParamPreamp].name, "preamp");
-  const char* fields[kBandParamCount] = {"on", "type", "freq", "gain", "q", "channel"};
+TEST(EqLayout, TheDeclarationNamesEverySlotOfTheParser) {
+  const ModuleSpec spec = module_spec();
+  ASSERT_EQ(spec.params.size(), static_cast<std::size_t>(kParamCount));
+  EXPECT_GE(spec.index("preamp"), 0);
   for (int b = 0; b < kMaxBands; ++b) {
     for (int f = 0; f < kBandParamCount; ++f) {
-      const std::string name = "band/" + std::to_string(b + 1) + "/" + fields[f];
-      EXPECT_EQ(spec->params[band_param(b, static_cast<BandField>(f))].name, name);
-      EXPECT_EQ(registry::find_param(*spec, name), band_param(b, static_cast<BandField>(f)));
+      const std::string name = "band/" + std::to_string(b + 1) + "/" + band_field_name(f);
+      EXPECT_GE(spec.index(name), 0) << name;
     }
-    const auto& channel = spec->params[band_param(b, kFieldChannel)];
+    const auto& channel = spec.params[static_cast<std::size_t>(spec.index("band/" + std::to_string(b + 1) + "/channel"))];
     EXPECT_EQ(channel.kind, shm::ParamKind::kInt);
     EXPECT_EQ(channel.min, 0);
     EXPECT_EQ(channel.max, kMaxBandChannel);
     EXPECT_EQ(channel.def, 0);
   }
-  EXPECT_LE(spec->params.size(), shm::kMaxParams);
+  EXPECT_LE(spec.params.size(), shm::kMaxParams);
+}
+
+// The configure hook (rackd-eq --describe --config) writes the preset's bands
+// as defaults, by name.
+TEST(EqLayout, ConfigureTurnsAPresetIntoDefaults) {
+  ModuleSpec spec = module_spec();
+  const toml::table config = toml::parse("bands = [{ type = \"peak\", freq = 250.0, gain = -4.5, q = 2.0 }]");
+  spec.configure(config, spec);
+  auto def = [&](const char* name) { return spec.params[static_cast<std::size_t>(spec.index(name))].def; };
+  EXPECT_EQ(def("band/1/on"), 1.0);
+  EXPECT_EQ(def("band/1/freq"), 250.0);
+  EXPECT_EQ(def("band/1/gain"), -4.5);
+  EXPECT_EQ(def("band/1/q"), 2.0);
+  EXPECT_EQ(def("band/2/on"), 0.0);
 }
 
 }  // namespace

@@ -1,31 +1,23 @@
-// The "hrir" (binaural) module type: parameters (gains, bypass, head
-// orientation), setup keys (sofa | hesuvi, layout, speakers, fade_ms) and the
-// channel rule. [setup]/[control] threads only: built once by the registry,
-// read by the server and the hrir process. The registry does not link the HRTF
-// code, so layout channel counts are listed here; binaural_test checks them
-// against hrir::layout().
+// The "hrir" (binaural) module type as the SDK declares it: parameters
+// (gains, bypass, head orientation), setup keys (sofa | hesuvi, layout,
+// speakers, fade_ms) and the channel rule (the layout's channel count in, 2
+// out). [setup] only. binaural_test checks the layout counts against
+// hrir::layout().
+#include "modules/hrir/hrir_spec.hpp"
+
 #include <string>
-#include <utility>
 
-#include "modules/registry/registry.hpp"
+namespace rackd::hrir {
 
-namespace rackd::registry {
-
-TypeSpec hrir_type() {
-  using shm::ParamKind;
-  static const std::pair<const char*, uint32_t> kLayouts[] = {{"2.0", 2}, {"5.1", 6}, {"7.1", 8}, {"7.1.4", 12}};
-  constexpr int kMaxChannels = 12;
-
-  TypeSpec t;
+ModuleSpec module_spec() {
+  ModuleSpec t;
   t.type = "hrir";
-  t.executable = "rackd-hrir";
   t.summary =
       "binaural renderer: a 2.0/5.1/7.1/7.1.4 speaker layout through an HRTF set (SOFA or HeSuVi) to "
       "headphones, with head tracking (yaw/pitch/roll, crossfaded filter swaps)";
   t.bypassable = false;  // layout channels in, 2 out
   t.takes_input = true;
 
-  // Order is the slot layout read by modules/hrir/main.cpp.
   t.params = {
       {"gain_db", ParamKind::kFloat, 1, -60.0, 24.0, 0.0, "dB", "master gain (ramped over one block)"},
       {"bypass", ParamKind::kBool, 1, 0, 1, 0, "",
@@ -38,7 +30,7 @@ TypeSpec hrir_type() {
        "yaw/pitch/roll wins"},
       {"lfe_gain_db", ParamKind::kFloat, 1, -60.0, 24.0, 0.0, "dB", "LFE to both ears (no HRTF)"},
   };
-  for (int n = 1; n <= kMaxChannels; ++n) {
+  for (uint32_t n = 1; n <= kMaxLayoutChannels; ++n) {
     t.params.push_back({"channel/" + std::to_string(n) + "/gain_db", ParamKind::kFloat, 1, -60.0, 24.0, 0.0,
                         "dB", "gain of input channel " + std::to_string(n) + " (ramped over one block)"});
   }
@@ -56,26 +48,9 @@ TypeSpec hrir_type() {
        "gain_db = 0.0, delay_ms = 0.0 }, ...]; azimuth counterclockwise (+90 left)", {}},
       {"fade_ms", ConfigKind::kFloat, "crossfade when the head turns (default 20)", {}, 0, 1000},
   };
-  t.channels = [](const ChannelQuery& q, Channels& c, std::string& error) {
-    const auto s = q.get_string("layout");
-    const std::string name = s ? *s : "7.1";
-    uint32_t count = 0;
-    for (const auto& [layout, n] : kLayouts)
-      if (name == layout) count = n;
-    if (count == 0) {
-      error = "unknown layout \"" + name + "\" (known: 2.0, 5.1, 7.1, 7.1.4)";
-      return false;
-    }
-    if (q.upstream_channels != count) {
-      error = "layout " + name + " takes " + std::to_string(count) + " input channels; its input has " +
-              std::to_string(q.upstream_channels);
-      return false;
-    }
-    c.in = count;
-    c.out = 2;
-    return true;
-  };
+  t.channels.in = ChannelCount::setup_key_map("layout", {{"2.0", 2}, {"5.1", 6}, {"7.1", 8}, {"7.1.4", 12}}, "7.1");
+  t.channels.out = ChannelCount::constant(2);
   return t;
 }
 
-}  // namespace rackd::registry
+}  // namespace rackd::hrir
