@@ -30,7 +30,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-unset RACKD_MODULE_DIR RACKD_OSC_PORT
+unset RACKD_MODULE_DIR RACKD_MODULE_PATH RACKD_OSC_PORT
 export JACK_NO_START_SERVER=1
 
 fail() {
