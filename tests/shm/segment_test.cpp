@@ -74,8 +74,18 @@ TEST(Segment, AttachRejectsWrongMagicVersionAndSize) {
 
   const std::string name2 = test_name("version");
   auto seg = Segment::create(name2, small_plan());
+  // A module built against another SDK is refused with both protocol numbers.
   seg->header().version = kVersion + 1;
-  EXPECT_THROW(Segment::attach(name2), std::runtime_error);
+  try {
+    Segment::attach(name2);
+    FAIL() << "a segment of another protocol attached";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("the server speaks rackd module protocol " + std::to_string(kVersion + 1) +
+                                         "; this was built against protocol " + std::to_string(kVersion)),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(kVersion, rackd::kModuleProtocol);
   seg->header().version = kVersion;
   seg->header().bus_offset[1] += 8;  // no longer page aligned
   EXPECT_THROW(Segment::attach(name2), std::runtime_error);
