@@ -1,0 +1,106 @@
+/* Test LV2 plugins for rackd-lv2 (bundle rackd-test.lv2, built by CMake):
+ *   urn:rackd:test:state    mono; out = in + offset. The offset is internal
+ *                           state (not a port), picked at first instantiation
+ *                           from the clock, saved and restored via LV2 State.
+ *                           Control output `offset` shows it.
+ *   urn:rackd:test:noaudio  one control port, no audio ports.
+ *   urn:rackd:test:needs    requires a feature no host provides.
+ * Threads: run() on the host's audio thread; save/restore per LV2 State. */
+#include <lv2/atom/atom.h>
+#include <lv2/core/lv2.h>
+#include <lv2/state/state.h>
+#include <lv2/urid/urid.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEY "urn:rackd:test:state#offset"
+
+typedef struct {
+  const float* in;
+  float* out;
+  float* offset_out;
+  const float* seed;
+  float offset;
+  LV2_URID key, atom_float;
+} State;
+
+static LV2_Handle instantiate(const LV2_Descriptor* d, double rate, const char* path,
+                              const LV2_Feature* const* features) {
+  (void)d, (void)rate, (void)path;
+  State* s = calloc(1, sizeof(State));
+  for (int i = 0; features && features[i]; ++i)
+    if (!strcmp(features[i]->URI, LV2_URID__map)) {
+      LV2_URID_Map* map = features[i]->data;
+      s->key = map->map(map->handle, KEY);
+      s->atom_float = map->map(map->handle, LV2_ATOM__Float);
+    }
+  if (!s->key) {
+    free(s);
+    return NULL;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  s->offset = 0.001f + (float)(ts.tv_nsec % 997) / 1000.0f;  /* 0.001 .. 0.997 */
+  return s;
+}
+
+static void connect_port(LV2_Handle h, uint32_t port, void* data) {
+  State* s = h;
+  switch (port) {
+    case 0: s->in = data; break;
+    case 1: s->out = data; break;
+    case 2: s->seed = data; break;
+    case 3: s->offset_out = data; break;
+  }
+}
+
+static void run(LV2_Handle h, uint32_t n) {
+  State* s = h;
+  for (uint32_t i = 0; i < n; ++i) s->out[i] = s->in[i] + s->offset;
+  if (s->offset_out) *s->offset_out = s->offset;
+}
+
+static LV2_State_Status save(LV2_Handle h, LV2_State_Store_Function store, LV2_State_Handle sh, uint32_t flags,
+                             const LV2_Feature* const* features) {
+  (void)flags, (void)features;
+  State* s = h;
+  return store(sh, s->key, &s->offset, sizeof(float), s->atom_float, LV2_STATE_IS_POD | LV2_STATE_IS_PORTABLE);
+}
+
+static LV2_State_Status restore(LV2_Handle h, LV2_State_Retrieve_Function retrieve, LV2_State_Handle sh,
+                                uint32_t flags, const LV2_Feature* const* features) {
+  (void)flags, (void)features;
+  State* s = h;
+  size_t size;
+  uint32_t type, vflags;
+  const void* v = retrieve(sh, s->key, &size, &type, &vflags);
+  if (v && size == sizeof(float) && type == s->atom_float) s->offset = *(const float*)v;
+  return LV2_STATE_SUCCESS;
+}
+
+static const void* extension_data(const char* uri) {
+  static const LV2_State_Interface state = {save, restore};
+  return strcmp(uri, LV2_STATE__interface) ? NULL : &state;
+}
+
+static void cleanup(LV2_Handle h) { free(h); }
+
+/* The two refused plugins: never instantiated by a host that checks. */
+static LV2_Handle instantiate_none(const LV2_Descriptor* d, double r, const char* p, const LV2_Feature* const* f) {
+  (void)d, (void)r, (void)p, (void)f;
+  return calloc(1, sizeof(State));
+}
+static void connect_none(LV2_Handle h, uint32_t port, void* data) { (void)h, (void)port, (void)data; }
+static void run_none(LV2_Handle h, uint32_t n) { (void)h, (void)n; }
+
+static const LV2_Descriptor kDescriptors[] = {
+    {"urn:rackd:test:state", instantiate, connect_port, NULL, run, NULL, cleanup, extension_data},
+    {"urn:rackd:test:noaudio", instantiate_none, connect_none, NULL, run_none, NULL, cleanup, NULL},
+    {"urn:rackd:test:needs", instantiate_none, connect_none, NULL, run_none, NULL, cleanup, NULL},
+};
+
+LV2_SYMBOL_EXPORT const LV2_Descriptor* lv2_descriptor(uint32_t index) {
+  return index < sizeof kDescriptors / sizeof kDescriptors[0] ? &kDescriptors[index] : NULL;
+}
