@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace rackd::lv2 {
@@ -33,6 +34,14 @@ struct Node {
 
 std::string str(const LilvNode* n) { return n ? lilv_node_as_string(n) : ""; }
 
+// A number as the plugin's data writes it ("0.7", not 0.699999988 as a float).
+double num(const LilvNode* n) {
+  const char* text = lilv_node_as_string(n);
+  char* end = nullptr;
+  const double v = text ? std::strtod(text, &end) : 0.0;
+  return end && end != text && *end == 0 ? v : lilv_node_as_float(n);
+}
+
 // Ranges of lv2:sampleRate ports are fractions of the rate; the spec is
 // declared before the server's rate is known, so 48 kHz stands for it.
 constexpr double kDescribeRateHz = 48000.0;
@@ -49,12 +58,12 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
   ParamSpec& s = p.param;
   s.name = p.symbol;
   s.kind = is_toggled ? ParamKind::kBool : is_int ? ParamKind::kInt : ParamKind::kFloat;
-  s.min = min ? lilv_node_as_float(min) * scale : 0.0;
-  s.max = max ? lilv_node_as_float(max) * scale : (is_toggled ? 1.0 : s.min + 1.0);
+  s.min = min ? num(min) * scale : 0.0;
+  s.max = max ? num(max) * scale : (is_toggled ? 1.0 : s.min + 1.0);
   if (is_toggled) s.min = 0, s.max = 1;
   if (s.max < s.min) std::swap(s.min, s.max);
   if (s.max == s.min) s.max = s.min + 1.0;
-  s.def = def ? lilv_node_as_float(def) * scale : s.min;
+  s.def = def ? num(def) * scale : s.min;
   if (!std::isfinite(s.def)) s.def = s.min;
   s.def = std::clamp(s.def, s.min, s.max);
   if (s.kind != ParamKind::kFloat) {
@@ -84,7 +93,7 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
     LILV_FOREACH(scale_points, i, points) {
       const LilvScalePoint* sp = lilv_scale_points_get(points, i);
       char v[32];
-      std::snprintf(v, sizeof v, "%g", lilv_node_as_float(lilv_scale_point_get_value(sp)));
+      std::snprintf(v, sizeof v, "%g", num(lilv_scale_point_get_value(sp)));
       list += (list.empty() ? "" : ", ") + std::string(v) + " " + str(lilv_scale_point_get_label(sp));
     }
     if (!list.empty()) s.help += " (" + list + ")";

@@ -159,7 +159,7 @@ TEST(Lv2Check, ChannelMismatchIsRefused) {
 }
 
 TEST(Lv2Check, PortValueOutOfRangeIsRefused) {
-  expect_refused("http://plugin.org.uk/swh-plugins/amp", "gain = 500.0", 2, "gain");
+  expect_refused("http://plugin.org.uk/swh-plugins/amp", "gain = 500.0", 2, "gain = 500 is out of range [-70, 70]");
 }
 
 TEST(Lv2Check, GoodPatchPasses) {
