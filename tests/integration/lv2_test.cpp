@@ -14,6 +14,11 @@
 #include <vector>
 
 #include "tests/integration/harness.hpp"
+#ifdef RTCOUNT_LIB
+#include <filesystem>
+
+#include "tests/rtcount/rtcount_report.hpp"
+#endif
 
 namespace rackd::test {
 namespace {
@@ -223,6 +228,50 @@ TEST(Lv2Faults, PluginStateComesBackAfterAKill) {
     EXPECT_GT(gap, 0u) << "no gap: the kill did not land";
   }
 }
+
+#ifdef RTCOUNT_LIB
+// librtcount.so preloaded: the audio thread of every rackd-lv2 process (host
+// code and two well-behaved plugins, swh amp per channel and mda Overdrive)
+// allocates nothing and makes no system call but futex while the parameters
+// move; the worker and state threads are outside the real-time sections.
+TEST(Lv2Realtime, AudioThreadStaysCleanWhileParametersMove) {
+  const std::string d = temp_dir();
+  const std::string counts = d + "/rtcount";
+  std::filesystem::create_directories(counts);
+  write_audio(d + "/in.wav", noise(48000 * 2, 2, 5));
+  const std::string patch = d + "/chain.toml";
+  std::ofstream(patch) << "[server]\nrate = 48000\nblock = 128\noutput_channels = 2\n\n"
+                       << "[[module]]\nname = \"src\"\ntype = \"capture\"\nsource = \"device\"\nchannels = 2\n\n"
+                       << "[[module]]\nname = \"amp\"\ntype = \"lv2\"\ninput = \"src\"\n"
+                       << "plugin = \"http://plugin.org.uk/swh-plugins/amp\"\n\n"
+                       << "[[module]]\nname = \"od\"\ntype = \"lv2\"\ninput = \"amp\"\n"
+                       << "plugin = \"http://drobilla.net/plugins/mda/Overdrive\"\n\n[output]\nfrom = \"od\"\n";
+  std::ofstream ev(d + "/ev.txt");
+  for (int i = 1; i < 40; ++i)
+    ev << 0.05 * i << " /amp/gain " << (i % 7) - 3 << "\n" << 0.05 * i + 0.01 << " /od/drive " << (i % 5) * 0.2 << "\n";
+  ev.close();
+  std::vector<std::string> env = lv2_env();
+  env.push_back(std::string("LD_PRELOAD=") + RTCOUNT_LIB);
+  env.push_back("RACKD_RTCOUNT_DIR=" + counts);
+  const Result r = run({bin("rackd"), "render", patch, "--in", d + "/in.wav", "--out", d + "/out.wav", "--events",
+                        d + "/ev.txt"},
+                       std::chrono::seconds(120), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  int seen = 0;
+  for (const auto& p : rtcount::read_reports(counts)) {
+    if (p.comm != "rackd-lv2") continue;
+    for (const auto& t : p.threads) {
+      if (t.sections == 0) continue;
+      ++seen;
+      EXPECT_TRUE(t.syscalls_counted()) << t.seccomp;
+      EXPECT_EQ(t.allocs, 0u);
+      EXPECT_EQ(t.frees, 0u);
+      EXPECT_EQ(t.syscalls, 0u);
+    }
+  }
+  EXPECT_EQ(seen, 2) << rtcount::summary(rtcount::read_reports(counts), true);
+}
+#endif
 
 }  // namespace
 }  // namespace rackd::test
