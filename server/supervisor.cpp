@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "shm/cycle.hpp"
@@ -56,6 +57,9 @@ Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, SupervisorPoli
 
 void Supervisor::add(uint32_t slot, const PatchModule& m) {
   const std::string exe = m.spec->executable;
+  // A new module: nothing of an earlier one of that name carries over.
+  std::error_code ec;
+  std::filesystem::remove_all(shm::module_state_dir(segment_.name(), m.name), ec);
   if (access(exe.c_str(), X_OK) != 0) throw std::runtime_error("module executable " + exe + ": " + strerror(errno));
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_.load()) throw std::runtime_error("server is stopping");

@@ -37,6 +37,10 @@ struct SetupInfo {
   const toml::table* config = nullptr;  // the module's setup keys (paths absolute)
   const ModuleSpec* spec = nullptr;   // the spec given to run_module()
   uint64_t restarts = 0;              // how many processes ran this slot before this one
+  // A folder of this module instance that outlives its process (a restart
+  // finds what the previous one left) and goes with the server, or with a
+  // remove of the module. For state the parameters do not hold (LV2 State).
+  std::string state_dir;
   // The two shared pages this process may write besides its audio. Only the
   // `chaos` test module touches them directly (to attack the server).
   shm::ModuleOut* control_page = nullptr;

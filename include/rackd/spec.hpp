@@ -129,6 +129,7 @@ struct ModuleSpec {
   std::vector<ParamSpec> params;
   std::vector<ConfigSpec> config;
   ChannelRule channels;
+  uint32_t latency_frames = 0;       // how many frames the output lags its input (an LV2 plugin's latency port)
   // Optional: parameter defaults that follow from the setup keys (an EQ
   // preset file fills its bands). Given the module's setup keys (paths
   // absolute), change `spec.params[i].def`; throw std::runtime_error with a

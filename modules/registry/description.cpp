@@ -128,6 +128,11 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
   t.bypassable = field(j, "bypassable", json::value_t::boolean, who).get<bool>();
   t.takes_input = field(j, "takes_input", json::value_t::boolean, who).get<bool>();
   if (j.contains("configurable")) t.configurable = field(j, "configurable", json::value_t::boolean, who).get<bool>();
+  if (j.contains("latency_frames")) {
+    const uint64_t l = field(j, "latency_frames", json::value_t::number_unsigned, who).get<uint64_t>();
+    if (l > 10'000'000) bad(who + "latency_frames " + std::to_string(l) + " is not believable");
+    t.latency_frames = static_cast<uint32_t>(l);
+  }
 
   std::set<std::string> names = {"name", "type", "input"};
   for (const json& p : field(j, "params", json::value_t::array, who)) {

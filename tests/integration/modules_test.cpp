@@ -69,7 +69,17 @@ TEST(Modules, ListAndDescribeTheShippedTypes) {
   ASSERT_EQ(eq.status, 0) << eq.err;
   EXPECT_NE(eq.out.find("band/32/channel"), std::string::npos);
   EXPECT_NE(eq.out.find("preset"), std::string::npos);
-  EXPECT_NE(eq.out.find("parameter defaults follow from the setup keys"), std::string::npos);
+  EXPECT_NE(eq.out.find("parameters follow from the setup keys: rackd describe eq --config"), std::string::npos);
+  // With setup keys: the defaults a module with them has (--describe --config).
+  const Result banded =
+      run({bin("rackd"), "describe", "eq", "--config", "bands = [{ type = \"peak\", freq = 250.0, gain = -4.5 }]"});
+  ASSERT_EQ(banded.status, 0) << banded.err;
+  EXPECT_NE(banded.out.find("band/1/gain          float     -30..30        default -4.5"), std::string::npos)
+      << banded.out;
+  const Result missing = run({bin("rackd"), "describe", "eq", "--config", "preset = \"/nonexistent.txt\""});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("rackd describe: /nonexistent.txt: cannot open preset file"), std::string::npos)
+      << missing.err;
   const Result hrir = run({bin("rackd"), "describe", "hrir"});
   EXPECT_NE(hrir.out.find("input:      by layout: 2.0 2, 5.1 6, 7.1 8, 7.1.4 12 (default 7.1)"), std::string::npos)
       << hrir.out;
