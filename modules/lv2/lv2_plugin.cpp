@@ -14,6 +14,7 @@
 #include <lv2/worker/worker.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -101,6 +102,30 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
   }
 }
 
+// rackd parameter names are a-z, 0-9, _, - and / (at most 31 bytes); LV2
+// symbols are C identifiers. A symbol with capitals is lowercased ("HPfreq"
+// -> "hpfreq"), and one that then collides gets "_2", "_3"...; the help names
+// the LV2 symbol whenever it differs.
+constexpr std::size_t kMaxNameBytes = 31;
+
+void name_params(PluginInfo& info) {
+  std::vector<std::string> taken;
+  for (Port& p : info.ports) {
+    if (!(p.type == PortType::kControl && p.input)) continue;
+    std::string base = p.symbol;
+    for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    base = base.substr(0, kMaxNameBytes);
+    std::string name = base;
+    for (int n = 2; std::find(taken.begin(), taken.end(), name) != taken.end(); ++n) {
+      const std::string suffix = "_" + std::to_string(n);
+      name = base.substr(0, kMaxNameBytes - suffix.size()) + suffix;
+    }
+    taken.push_back(name);
+    p.param.name = name;
+    if (name != p.symbol) p.param.help += " [LV2 symbol " + p.symbol + "]";
+  }
+}
+
 }  // namespace
 
 World::World() : world_(lilv_world_new()) { lilv_world_load_all(world_); }
@@ -166,6 +191,7 @@ PluginInfo inspect(const World& w, const LilvPlugin* plugin) {
     }
     info.ports.push_back(std::move(p));
   }
+  name_params(info);
   if (info.audio_in == 0 && info.audio_out == 0)
     throw std::runtime_error("LV2 plugin " + info.uri + " (" + info.name +
                              ") has no audio ports; rackd hosts audio plugins only");

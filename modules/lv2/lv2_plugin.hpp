@@ -38,7 +38,7 @@ struct Port {
   bool input = false;
   bool optional = false;  // lv2:connectionOptional
   bool latency = false;   // lv2:reportsLatency / the "latency" symbol on an output
-  ParamSpec param;        // control inputs: the rackd parameter
+  ParamSpec param;        // control inputs: the rackd parameter (name: the symbol in lower case)
 };
 
 // A plugin's ports in index order and what rackd makes of them.

@@ -62,7 +62,7 @@ class Lv2Module final : public rackd::runtime::Processor {
     for (const Port& p : info_.ports) {
       if (p.type == PortType::kControl && p.input) {
         controls_[p.index] = static_cast<float>(p.param.def);
-        control_params_.push_back({p.index, info.spec->index(p.symbol)});
+        control_params_.push_back({p.index, info.spec->index(p.param.name)});
       }
       if (p.type == PortType::kAudio) (p.input ? audio_in_ : audio_out_).push_back(p.index);
       if (p.type == PortType::kAtom) atom_ports_.push_back({p.index, p.input});
@@ -109,11 +109,10 @@ class Lv2Module final : public rackd::runtime::Processor {
   }
 
  private:
+  // The slot's folder that outlives this process (the server removes it).
   static std::string state_dir(const rackd::runtime::SetupInfo& info) {
-    // Until SetupInfo carries the slot's state folder: RACKD_LV2_STATE_DIR or /tmp.
-    const char* env = std::getenv("RACKD_LV2_STATE_DIR");
-    std::string dir = env ? env : "/tmp/rackd-lv2-state";
-    return dir + "/" + info.name;
+    if (info.state_dir.empty()) throw std::runtime_error("the server gave no state folder");
+    return info.state_dir;
   }
 
   // [setup] The URIs plugins and this host ask for, so that the audio thread only looks up.
