@@ -229,8 +229,10 @@ void configure(const toml::table& config, ModuleSpec& spec) {
                    " out)";
     spec.channels = {ChannelCount::constant(info.audio_in), ChannelCount::constant(info.audio_out)};
   }
+  spec.latency_frames = probe_latency(plugin, info, static_cast<uint32_t>(kDescribeRateHz), 128);
   for (const Port& p : info.ports)
-    if (p.latency) spec.summary += "; reports its latency (port " + p.symbol + ")";
+    if (p.latency)
+      spec.summary += "; latency " + std::to_string(spec.latency_frames) + " frames at 48 kHz (port " + p.symbol + ")";
   spec.takes_input = info.audio_in > 0;
   spec.bypassable = info.audio_in == info.audio_out;
 }

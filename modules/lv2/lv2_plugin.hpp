@@ -56,6 +56,10 @@ const std::vector<std::string>& provided_features();
 // feature rackd lacks, or when the plugin has no audio port.
 PluginInfo inspect(const World& world, const LilvPlugin* plugin);
 
+// [setup] The latency `plugin` reports on its latency port, in frames, from
+// one block of silence at `rate_hz` (0: none). lv2_probe.cpp.
+uint32_t probe_latency(const LilvPlugin* plugin, const PluginInfo& info, uint32_t rate_hz, uint32_t block_frames);
+
 // [setup] The type as `rackd-lv2 --describe` prints it without config:
 // no parameters, the `plugin` setup key, and the configure hook below.
 ModuleSpec base_spec();
