@@ -54,7 +54,18 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
   Node toggled(w.uri(LV2_CORE__toggled)), integer(w.uri(LV2_CORE__integer)),
       enumeration(w.uri(LV2_CORE__enumeration)), rate(w.uri(LV2_CORE__sampleRate));
   const bool is_toggled = lilv_port_has_property(plugin, port, toggled);
-  const bool is_int = lilv_port_has_property(plugin, port, integer) || lilv_port_has_property(plugin, port, enumeration);
+  // An enumeration is an int when its values are whole numbers (MDA's are
+  // fractions: 0, 0.25, 0.5 ... stay float).
+  bool whole = true;
+  if (LilvScalePoints* points = lilv_port_get_scale_points(plugin, port)) {
+    LILV_FOREACH(scale_points, i, points) {
+      const double v = num(lilv_scale_point_get_value(lilv_scale_points_get(points, i)));
+      if (v != std::round(v)) whole = false;
+    }
+    lilv_scale_points_free(points);
+  }
+  const bool is_int = lilv_port_has_property(plugin, port, integer) ||
+                      (lilv_port_has_property(plugin, port, enumeration) && whole);
   const double scale = lilv_port_has_property(plugin, port, rate) ? kDescribeRateHz : 1.0;
   ParamSpec& s = p.param;
   s.name = p.symbol;
@@ -90,30 +101,38 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
   }
   s.help = p.name;
   if (LilvScalePoints* points = lilv_port_get_scale_points(plugin, port)) {
-    std::string list;
+    std::vector<std::pair<double, std::string>> sorted;  // lilv's order varies between runs
     LILV_FOREACH(scale_points, i, points) {
       const LilvScalePoint* sp = lilv_scale_points_get(points, i);
+      sorted.emplace_back(num(lilv_scale_point_get_value(sp)), str(lilv_scale_point_get_label(sp)));
+    }
+    lilv_scale_points_free(points);
+    std::sort(sorted.begin(), sorted.end());
+    std::string list;
+    for (const auto& [value, label] : sorted) {
       char v[32];
-      std::snprintf(v, sizeof v, "%g", num(lilv_scale_point_get_value(sp)));
-      list += (list.empty() ? "" : ", ") + std::string(v) + " " + str(lilv_scale_point_get_label(sp));
+      std::snprintf(v, sizeof v, "%g", value);
+      list += (list.empty() ? "" : ", ") + std::string(v) + " " + label;
     }
     if (!list.empty()) s.help += " (" + list + ")";
-    lilv_scale_points_free(points);
   }
 }
 
 // rackd parameter names are a-z, 0-9, _, - and / (at most 31 bytes); LV2
 // symbols are C identifiers. A symbol with capitals is lowercased ("HPfreq"
-// -> "hpfreq"), and one that then collides gets "_2", "_3"...; the help names
-// the LV2 symbol whenever it differs.
+// -> "hpfreq"); the patch's own keys (name, type, input, plugin) get "_port"
+// ("type" -> "type_port"), and a name that then collides gets "_2", "_3"...;
+// the help names the LV2 symbol whenever it differs.
 constexpr std::size_t kMaxNameBytes = 31;
 
 void name_params(PluginInfo& info) {
-  std::vector<std::string> taken;
+  const std::vector<std::string> reserved = {"name", "type", "input", "plugin"};
+  std::vector<std::string> taken = reserved;
   for (Port& p : info.ports) {
     if (!(p.type == PortType::kControl && p.input)) continue;
     std::string base = p.symbol;
     for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (std::find(reserved.begin(), reserved.end(), base) != reserved.end()) base += "_port";
     base = base.substr(0, kMaxNameBytes);
     std::string name = base;
     for (int n = 2; std::find(taken.begin(), taken.end(), name) != taken.end(); ++n) {
