@@ -42,6 +42,12 @@ bool StateKeeper::restore(LilvInstance* instance, uint32_t k, const LV2_Feature*
   const std::string file = (fs::path(dir_) / std::to_string(k) / target / "state.ttl").string();
   LilvState* state = lilv_state_new_from_file(world_, map_.map_feature(), nullptr, file.c_str());
   if (!state) return false;
+  // A state of another plugin (the patch's `plugin` changed) is left alone.
+  const LilvNode* applies = lilv_state_get_plugin_uri(state);
+  if (!applies || !lilv_node_equals(applies, lilv_plugin_get_uri(plugin_))) {
+    lilv_state_free(state);
+    return false;
+  }
   // Port values: the server's parameters rule (the first block applies them).
   lilv_state_restore(state, instance, nullptr, nullptr, 0, features);
   lilv_state_free(state);

@@ -1,8 +1,10 @@
 /* Test LV2 plugins for rackd-lv2 (bundle rackd-test.lv2, built by CMake):
- *   urn:rackd:test:state    mono; out = in + offset. The offset is internal
+ *   urn:rackd:test:state    mono; out = in * gain. The gain is internal
  *                           state (not a port), picked at first instantiation
- *                           from the clock, saved and restored via LV2 State.
- *                           Control output `offset` shows it.
+ *                           from the clock, saved and restored via LV2 State
+ *                           (as an atom:Int: a float would go through text).
+ *                           Control output `gain` shows it. (A gain, not an
+ *                           offset: rackd mutes a module whose output is DC.)
  *   urn:rackd:test:noaudio  one control port, no audio ports.
  *   urn:rackd:test:needs    requires a feature no host provides.
  * Threads: run() on the host's audio thread; save/restore per LV2 State. */
@@ -11,19 +13,21 @@
 #include <lv2/state/state.h>
 #include <lv2/urid/urid.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#define KEY "urn:rackd:test:state#offset"
+#define KEY "urn:rackd:test:state#step"
 
 typedef struct {
   const float* in;
   float* out;
-  float* offset_out;
+  float* gain_out;
   const float* seed;
-  float offset;
-  LV2_URID key, atom_float;
+  int32_t step;  /* gain = 1.001 + step / 1000 */
+  float gain;
+  LV2_URID key, atom_int;
 } State;
 
 static LV2_Handle instantiate(const LV2_Descriptor* d, double rate, const char* path,
@@ -34,7 +38,7 @@ static LV2_Handle instantiate(const LV2_Descriptor* d, double rate, const char* 
     if (!strcmp(features[i]->URI, LV2_URID__map)) {
       LV2_URID_Map* map = features[i]->data;
       s->key = map->map(map->handle, KEY);
-      s->atom_float = map->map(map->handle, LV2_ATOM__Float);
+      s->atom_int = map->map(map->handle, LV2_ATOM__Int);
     }
   if (!s->key) {
     free(s);
@@ -42,7 +46,8 @@ static LV2_Handle instantiate(const LV2_Descriptor* d, double rate, const char* 
   }
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  s->offset = 0.001f + (float)(ts.tv_nsec % 997) / 1000.0f;  /* 0.001 .. 0.997 */
+  s->step = (int32_t)(ts.tv_nsec % 997);
+  s->gain = 1.001f + (float)s->step / 1000.0f;  /* 1.001 .. 1.997 */
   return s;
 }
 
@@ -52,21 +57,21 @@ static void connect_port(LV2_Handle h, uint32_t port, void* data) {
     case 0: s->in = data; break;
     case 1: s->out = data; break;
     case 2: s->seed = data; break;
-    case 3: s->offset_out = data; break;
+    case 3: s->gain_out = data; break;
   }
 }
 
 static void run(LV2_Handle h, uint32_t n) {
   State* s = h;
-  for (uint32_t i = 0; i < n; ++i) s->out[i] = s->in[i] + s->offset;
-  if (s->offset_out) *s->offset_out = s->offset;
+  for (uint32_t i = 0; i < n; ++i) s->out[i] = s->in[i] * s->gain;
+  if (s->gain_out) *s->gain_out = s->gain;
 }
 
 static LV2_State_Status save(LV2_Handle h, LV2_State_Store_Function store, LV2_State_Handle sh, uint32_t flags,
                              const LV2_Feature* const* features) {
   (void)flags, (void)features;
   State* s = h;
-  return store(sh, s->key, &s->offset, sizeof(float), s->atom_float, LV2_STATE_IS_POD | LV2_STATE_IS_PORTABLE);
+  return store(sh, s->key, &s->step, sizeof(int32_t), s->atom_int, LV2_STATE_IS_POD | LV2_STATE_IS_PORTABLE);
 }
 
 static LV2_State_Status restore(LV2_Handle h, LV2_State_Retrieve_Function retrieve, LV2_State_Handle sh,
@@ -76,7 +81,10 @@ static LV2_State_Status restore(LV2_Handle h, LV2_State_Retrieve_Function retrie
   size_t size;
   uint32_t type, vflags;
   const void* v = retrieve(sh, s->key, &size, &type, &vflags);
-  if (v && size == sizeof(float) && type == s->atom_float) s->offset = *(const float*)v;
+  if (v && size == sizeof(int32_t) && type == s->atom_int) {
+    s->step = *(const int32_t*)v;
+    s->gain = 1.001f + (float)s->step / 1000.0f;
+  }
   return LV2_STATE_SUCCESS;
 }
 
