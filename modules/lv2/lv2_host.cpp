@@ -99,12 +99,15 @@ Worker::Worker() : scratch_rt_(kRingBytes), scratch_worker_(kRingBytes) {
 }
 
 Worker::~Worker() {
-  if (thread_.joinable()) {
-    quit_.store(true);
-    sem_post(&wake_);
-    thread_.join();
-  }
+  stop();
   sem_destroy(&wake_);
+}
+
+void Worker::stop() {
+  if (!thread_.joinable()) return;
+  quit_.store(true);
+  sem_post(&wake_);
+  thread_.join();
 }
 
 void Worker::start(const LV2_Worker_Interface* iface, LV2_Handle handle) {

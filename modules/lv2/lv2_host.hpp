@@ -69,6 +69,8 @@ class Worker {
   ~Worker();
   // [setup] The instance's worker interface (nullptr: none) and handle.
   void start(const LV2_Worker_Interface* iface, LV2_Handle handle);
+  // [setup] Joins the worker thread (before the instance is freed).
+  void stop();
   LV2_Worker_Schedule* schedule_feature() { return &schedule_; }
   // [rt] After run(): responses to work_response(), then end_run().
   void deliver() noexcept RACKD_RT;

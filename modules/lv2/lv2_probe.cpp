@@ -58,6 +58,7 @@ uint32_t probe_latency(const LilvPlugin* plugin, const PluginInfo& info, uint32_
   lilv_instance_run(in, block_frames);
   worker.deliver();
   const float latency = controls[static_cast<std::size_t>(latency_port)];
+  worker.stop();
   lilv_instance_deactivate(in);
   lilv_instance_free(in);
   return std::isfinite(latency) && latency > 0 ? static_cast<uint32_t>(std::lround(latency)) : 0;

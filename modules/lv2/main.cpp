@@ -42,6 +42,7 @@ class Lv2Module final : public rackd::runtime::Processor {
   ~Lv2Module() override {
     state_.reset();  // stop saving before the instances go
     for (auto& in : instances_) {
+      in->worker.stop();  // no work() on a freed instance
       if (!in->lilv) continue;
       lilv_instance_deactivate(in->lilv);
       lilv_instance_free(in->lilv);
