@@ -109,6 +109,9 @@ class Dispatcher {
   // Follows the patch when modules come and go: per-slot state for slots
   // whose module changed.
   void sync_slots();
+  // [control] Parameter p of module i as it reads now: its slot, or what the
+  // module reports for an output.
+  ParamValues value_of(uint32_t i, uint32_t p) const;
   bool live(uint32_t slot) const { return slot < patch_.modules.size() && patch_.modules[slot].spec != nullptr; }
   // Fields /rackd/status.reply and /rackd/meters share.
   void append_counters(OscMessage& r) const;             // h:cycles h:xruns
