@@ -213,6 +213,7 @@ void Dispatcher::status(const Peer& from) {
     r.args.push_back(OscArg::int64(static_cast<int64_t>(in.restarts.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.bypassed.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.muted.load(std::memory_order_relaxed))));
+    r.args.push_back(OscArg::int32(static_cast<int32_t>(patch_.modules[i].spec->latency_frames)));
   }
   send_(from, r);
 }

@@ -16,9 +16,10 @@
 //   anything refused              -> /rackd/error s:address s:reason, nothing changed
 //
 // /rackd/status.reply: i rate_hz, i block_frames, h cycles, h xruns,
-//   i module_count, then per module 9 values: s name, s type, s state,
+//   i module_count, then per module 10 values: s name, s type, s state,
 //   f load (last block's process time / period), f max_load (worst / period),
-//   h late, h restarts, i bypassed, i muted.
+//   h late, h restarts, i bypassed, i muted, i latency_frames (what the
+//   module says it delays its output by: an LV2 plugin's latency).
 //
 // Notifications to subscribers (tick(), every ~100 ms from the control server):
 //   /rackd/module/state s name, s state, h restarts, i bypassed, i muted
