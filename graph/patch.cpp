@@ -323,6 +323,9 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
       continue;
     }
     if (const int p = registry::find_param(spec, k); p >= 0) {
+      if (spec.params[static_cast<std::size_t>(p)].output)
+        fail(vline, who + quote(k) + " is a value the module reports (read-only: /" + m.name + "/" + std::string(k) +
+                        "/get); remove it");
       parse_param(m, static_cast<std::size_t>(p), n, vline);
       config.erase(k);
       continue;

@@ -155,13 +155,15 @@ int describe_type(const std::string& type, bool json, const std::string& config_
   std::printf("output:     %s\n", count_text(t->rule.out, false).c_str());
   std::printf("bypass:     %s\n", t->bypassable ? "yes" : "no");
   if (t->latency_frames) std::printf("latency:    %u frames\n", t->latency_frames);
-  std::printf("\nparameters (%zu; /<module>/<name> over OSC, name = value in a patch):\n", t->params.size());
+  std::printf("\nparameters (%zu; /<module>/<name> over OSC, name = value in a patch; an output is\n"
+              "reported by the module: /<module>/<name>/get):\n",
+              t->params.size());
   for (const auto& p : t->params) {
     std::string range = number(p.min) + ".." + number(p.max);
     std::string kind = kind_text(p.kind);
     if (p.count > 1) kind += " x" + std::to_string(p.count);
-    std::printf("  %-20s %-9s %-14s default %-8s %-4s %s\n", p.name.c_str(), kind.c_str(), range.c_str(),
-                number(p.def).c_str(), p.unit.c_str(), p.help.c_str());
+    std::printf("  %-20s %-9s %-14s %s %-8s %-4s %s\n", p.name.c_str(), kind.c_str(), range.c_str(),
+                p.output ? "output " : "default", p.output ? "" : number(p.def).c_str(), p.unit.c_str(), p.help.c_str());
   }
   std::printf("\nsetup keys (%zu; read when the process starts, a change restarts it):\n", t->config.size());
   for (const auto& c : t->config) {

@@ -51,6 +51,7 @@ Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, SupervisorPoli
     c.active = true;
     c.exe = patch.modules[i].spec->executable;
     c.report.name = patch.modules[i].name;
+    c.report.latency_frames = patch.modules[i].spec->latency_frames;
     c.report.slot = i;
   }
 }
@@ -69,6 +70,7 @@ void Supervisor::add(uint32_t slot, const PatchModule& m) {
   c.active = true;
   c.exe = exe;
   c.report.name = m.name;
+  c.report.latency_frames = m.spec->latency_frames;
   c.report.slot = slot;
   c.report.state = ModuleState::kStarting;
   // Spawned by the watcher thread, like every restart: a child's parent-death

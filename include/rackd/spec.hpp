@@ -55,7 +55,13 @@ struct ParamSpec {
   double min = 0, max = 1, def = 0;  // per value
   std::string unit;                  // "dB", "Hz", "" ...
   std::string help;
+  // A value the module reports (a meter, an LV2 control output port): read
+  // with /<module>/<name>/get and sent to /rackd/notify subscribers when it
+  // changes; never set. At most kMaxOutputs per module, count 1.
+  bool output = false;
 };
+
+inline constexpr uint32_t kMaxOutputs = 64;
 
 // One channel count, as data the server evaluates against the module's setup
 // keys and its input:

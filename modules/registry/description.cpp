@@ -135,6 +135,7 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
   }
 
   std::set<std::string> names = {"name", "type", "input"};
+  uint32_t outputs = 0;
   for (const json& p : field(j, "params", json::value_t::array, who)) {
     if (!p.is_object()) bad(who + "params: every entry must be an object");
     ParamSpec s;
@@ -151,6 +152,9 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
     if (!(s.min <= s.max) || !(s.def >= s.min && s.def <= s.max))
       bad(where + "needs min <= default <= max");
     s.unit = text(p, "unit", where, false);
+    if (p.contains("output")) s.output = field(p, "output", json::value_t::boolean, where).get<bool>();
+    if (s.output && s.count != 1) bad(where + "an output has one value");
+    if (s.output && ++outputs > kMaxOutputs) bad(who + "more than " + std::to_string(kMaxOutputs) + " outputs");
     s.help = text(p, "help", where, false);
     t.params.push_back(std::move(s));
   }

@@ -248,6 +248,13 @@ const TypeSpec* configure(const TypeSpec& spec, const std::string& config_toml) 
   return &s.specs.back();
 }
 
+int output_slot(const TypeSpec& spec, std::size_t param) {
+  if (param >= spec.params.size() || !spec.params[param].output) return -1;
+  int k = 0;
+  for (std::size_t i = 0; i < param; ++i) k += spec.params[i].output ? 1 : 0;
+  return k < static_cast<int>(kMaxOutputs) ? k : -1;
+}
+
 int find_param(const TypeSpec& spec, std::string_view name) {
   for (std::size_t i = 0; i < spec.params.size(); ++i) {
     if (spec.params[i].name == name) return static_cast<int>(i);

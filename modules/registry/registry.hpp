@@ -87,6 +87,9 @@ std::vector<Skipped> skipped();
 // `spec` itself when it is not configurable.
 const TypeSpec* configure(const TypeSpec& spec, const std::string& config_toml);
 
+// [any] Which of ModuleOut::outputs parameter `param` (an output) reads, or -1.
+int output_slot(const TypeSpec& spec, std::size_t param);
+
 // [any] Index of parameter `name` in `spec.params`, or -1.
 int find_param(const TypeSpec& spec, std::string_view name);
 

@@ -5,7 +5,8 @@
 //     "takes_input", "configurable" (a configure hook: ask again with --config),
 //     "latency_frames" (optional),
 //     "params": [{ "name", "kind": "float|int|bool", "count", "min", "max",
-//                  "default", "unit", "help" }],
+//                  "default", "unit", "help", "output" (optional: a value the
+//                  module reports, read-only) }],
 //     "config": [{ "name", "kind": "string|path|int|float|bool|enum|array",
 //                  "help", "choices": [...], "min", "max" }],
 //     "channels": { "in": COUNT, "out": COUNT } }
@@ -91,8 +92,10 @@ std::string describe_json(const ModuleSpec& spec) {
   if (spec.latency_frames) j["latency_frames"] = spec.latency_frames;
   json params = json::array();
   for (const ParamSpec& p : spec.params) {
-    params.push_back({{"name", p.name}, {"kind", kind_name(p.kind)}, {"count", p.count}, {"min", p.min},
-                      {"max", p.max}, {"default", p.def}, {"unit", p.unit}, {"help", p.help}});
+    json e = {{"name", p.name}, {"kind", kind_name(p.kind)}, {"count", p.count}, {"min", p.min},
+              {"max", p.max}, {"default", p.def}, {"unit", p.unit}, {"help", p.help}};
+    if (p.output) e["output"] = true;
+    params.push_back(e);
   }
   j["params"] = params;
   json config = json::array();

@@ -339,6 +339,7 @@ int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Pr
   Loop l;
   toml::table config;
   ModuleSpec configured = spec;
+  Outputs outputs;
   try {
     if (strncmp(in.type, type, shm::kNameBytes) != 0)
       throw std::runtime_error("slot is a \"" + std::string(in.type, strnlen(in.type, shm::kNameBytes)) +
@@ -390,6 +391,12 @@ int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Pr
     info.out_channels = in.out_channels;
     info.config = &config;
     info.spec = &configured;
+    outputs.slot_of_.assign(configured.params.size(), -1);
+    for (std::size_t i = 0, k = 0; i < configured.params.size() && k < kMaxOutputs; ++i)
+      if (configured.params[i].output) outputs.slot_of_[i] = static_cast<int>(k++);
+    outputs.values_ = out->outputs;
+    for (auto& v : out->outputs) v.store(0.0, std::memory_order_relaxed);
+    info.outputs = &outputs;
     info.state_dir = shm::module_state_dir(opt.segment, name, true);
     info.restarts = in.restarts.load(std::memory_order_relaxed);
     info.control_page = out;
