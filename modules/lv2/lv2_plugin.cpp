@@ -46,6 +46,8 @@ double num(const LilvNode* n) {
 // Ranges of lv2:sampleRate ports are fractions of the rate; the spec is
 // declared before the server's rate is known, so 48 kHz stands for it.
 constexpr double kDescribeRateHz = 48000.0;
+// The range of a control output port whose data gives none.
+constexpr double kUnboundedOutput = 1e12;
 
 void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, Port& p) {
   LilvWorld* world = w.get();
@@ -118,7 +120,8 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
   }
 }
 
-// rackd parameter names are a-z, 0-9, _, - and / (at most 31 bytes); LV2
+// Control output ports are reported parameters (output = true), named the
+// same way. rackd parameter names are a-z, 0-9, _, - and / (at most 31 bytes); LV2
 // symbols are C identifiers. A symbol with capitals is lowercased ("HPfreq"
 // -> "hpfreq"); the patch's own keys (name, type, input, plugin) get "_port"
 // ("type" -> "type_port"), and a name that then collides gets "_2", "_3"...;
@@ -128,8 +131,13 @@ constexpr std::size_t kMaxNameBytes = 31;
 void name_params(PluginInfo& info) {
   const std::vector<std::string> reserved = {"name", "type", "input", "plugin"};
   std::vector<std::string> taken = reserved;
+  uint32_t outputs = 0;
   for (Port& p : info.ports) {
-    if (!(p.type == PortType::kControl && p.input)) continue;
+    if (p.type != PortType::kControl) continue;
+    if (!p.input && ++outputs > kMaxOutputs) {
+      p.param.name.clear();  // past what a module may report: not reported
+      continue;
+    }
     std::string base = p.symbol;
     for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (std::find(reserved.begin(), reserved.end(), base) != reserved.end()) base += "_port";
@@ -202,7 +210,17 @@ PluginInfo inspect(const World& w, const LilvPlugin* plugin) {
     } else if (lilv_port_is_a(plugin, port, control)) {
       p.type = PortType::kControl;
       p.latency = !p.input && (lilv_port_has_property(plugin, port, reports) || p.symbol == "latency");
-      if (p.input) fill_param(w, plugin, port, p);
+      fill_param(w, plugin, port, p);
+      if (!p.input) {
+        // A reported value (a meter, the latency): read with /get, never set.
+        p.param.output = true;
+        LilvNode *def = nullptr, *min = nullptr, *max = nullptr;
+        lilv_port_get_range(plugin, port, &def, &min, &max);
+        if (!min) p.param.min = -kUnboundedOutput;
+        if (!max) p.param.max = kUnboundedOutput;
+        p.param.def = std::clamp(0.0, p.param.min, p.param.max);
+        lilv_node_free(def), lilv_node_free(min), lilv_node_free(max);
+      }
     } else if (lilv_port_is_a(plugin, port, atom)) {
       p.type = PortType::kAtom;
     } else if (lilv_port_is_a(plugin, port, cv)) {
@@ -240,6 +258,8 @@ void configure(const toml::table& config, ModuleSpec& spec) {
   spec.params.clear();
   for (const Port& p : info.ports)
     if (p.type == PortType::kControl && p.input) spec.params.push_back(p.param);
+  for (const Port& p : info.ports)
+    if (p.type == PortType::kControl && !p.input && !p.param.name.empty()) spec.params.push_back(p.param);
   if (info.mono()) {
     spec.summary = info.name + " (LV2, mono: one instance per channel)";
     spec.channels = {ChannelCount::upstream(), ChannelCount::upstream()};

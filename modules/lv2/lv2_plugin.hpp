@@ -38,7 +38,8 @@ struct Port {
   bool input = false;
   bool optional = false;  // lv2:connectionOptional
   bool latency = false;   // lv2:reportsLatency / the "latency" symbol on an output
-  ParamSpec param;        // control inputs: the rackd parameter (name: the symbol in lower case)
+  ParamSpec param;        // control ports: the rackd parameter (name: the symbol in lower case;
+                          // outputs: output = true, name empty past kMaxOutputs)
 };
 
 // A plugin's ports in index order and what rackd makes of them.

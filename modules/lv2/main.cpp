@@ -1,7 +1,7 @@
 // rackd-lv2: one installed LV2 plugin (config `plugin = "<URI>"`) in its own
 // process. A mono plugin runs one instance per channel; any other runs once
 // with its audio ports as the channels. Control input ports are parameters
-// (by symbol), control outputs are kept in an array by symbol.
+// (by symbol), control outputs are reported parameters (/get, notifications).
 // `rackd-lv2 --list` lists installed plugins.
 // Threads: setup() [setup]; process() [rt]; the worker and state threads are
 // [control] (lv2_host.hpp, lv2_state.hpp).
@@ -55,6 +55,7 @@ class Lv2Module final : public rackd::runtime::Processor {
     const LilvPlugin* plugin = world_.find(*uri);
     if (!plugin) throw std::runtime_error("no LV2 plugin " + *uri + " is installed (rackd lv2 list)");
     info_ = inspect(world_, plugin);
+    outputs_ = info.outputs;
     block_frames_ = info.block_frames;
     options_.fill(map_, info.rate_hz, info.block_frames);
     premap();
@@ -64,6 +65,10 @@ class Lv2Module final : public rackd::runtime::Processor {
       if (p.type == PortType::kControl && p.input) {
         controls_[p.index] = static_cast<float>(p.param.def);
         control_params_.push_back({p.index, info.spec->index(p.param.name)});
+      }
+      if (p.type == PortType::kControl && !p.input && !p.param.name.empty() && info.outputs) {
+        const int param = info.spec->index(p.param.name);
+        if (param >= 0) output_params_.push_back({p.index, static_cast<std::size_t>(param)});
       }
       if (p.type == PortType::kAudio) (p.input ? audio_in_ : audio_out_).push_back(p.index);
       if (p.type == PortType::kAtom) atom_ports_.push_back({p.index, p.input});
@@ -107,6 +112,8 @@ class Lv2Module final : public rackd::runtime::Processor {
       for (uint32_t k = 0; k < instances_.size(); ++k) run(*instances_[k], k, b, done, n);
       done += n;
     }
+    // Control outputs (of the first instance when there is one per channel).
+    for (const auto& [port, param] : output_params_) outputs_->set(param, instances_[0]->control_out[port]);
   }
 
  private:
@@ -212,6 +219,8 @@ class Lv2Module final : public rackd::runtime::Processor {
   LV2_URID sequence_ = 0, chunk_ = 0;
   std::vector<float> controls_;                       // control inputs, by port index
   std::vector<std::pair<uint32_t, int>> control_params_;  // port index -> parameter index (-1: none)
+  std::vector<std::pair<uint32_t, std::size_t>> output_params_;  // control output port -> reported parameter
+  rackd::Outputs* outputs_ = nullptr;
   std::vector<uint32_t> audio_in_, audio_out_, cv_ports_;
   std::vector<std::pair<uint32_t, bool>> atom_ports_;  // port index, input
   std::vector<float> silence_, scratch_;

@@ -279,6 +279,29 @@ TEST(Lv2Faults, PluginStateComesBackAfterAKill) {
   }
 }
 
+// A control output port is a reported parameter: /fx/gain/get on a live run
+// (null device) reads the state plugin's gain (1.001 .. 1.997).
+TEST(Lv2Outputs, ControlOutputPortIsReadWithGet) {
+  const std::string d = temp_dir();
+  std::ofstream(d + "/p.toml") << "[server]\nrate = 48000\nblock = 128\noutput_channels = 2\n\n"
+                               << "[[module]]\nname = \"src\"\ntype = \"capture\"\nsource = \"noise\"\nchannels = 2\n"
+                               << "gain_db = -20.0\n\n[[module]]\nname = \"fx\"\ntype = \"lv2\"\ninput = \"src\"\n"
+                               << "plugin = \"urn:rackd:test:state\"\n\n[output]\nfrom = \"fx\"\n";
+  const std::string port = std::to_string(free_udp_port());
+  Process p({bin("rackd"), "run", d + "/p.toml", "--device", "null", "--duration", "20", "--osc-port", port},
+            lv2_env());
+  double gain = 0;
+  for (int i = 0; i < 100 && !(gain > 1.0); ++i) {
+    const Result r = run({bin("rackctl"), "--port", port, "get", "/fx/gain"}, std::chrono::seconds(5));
+    if (r.status == 0 && r.out.rfind("/fx/gain ", 0) == 0) gain = std::atof(r.out.c_str() + 9);
+    if (!(gain > 1.0)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_GE(gain, 1.001 - 1e-6) << p.err();
+  EXPECT_LE(gain, 1.997 + 1e-6) << p.err();
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait(std::chrono::seconds(30)), 0) << p.err();
+}
+
 #ifdef RTCOUNT_LIB
 // librtcount.so preloaded: the audio thread of every rackd-lv2 process (host
 // code and two well-behaved plugins, swh amp per channel and mda Overdrive)
