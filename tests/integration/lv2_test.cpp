@@ -344,6 +344,33 @@ TEST(Lv2Realtime, AudioThreadStaysCleanWhileParametersMove) {
   }
   EXPECT_EQ(seen, 2) << rtcount::summary(rtcount::read_reports(counts), true);
 }
+
+// The counters see into the plugin: urn:rackd:test:allocates (malloc/free in
+// each run()) shows up on the rackd-lv2 audit thread. The check above is not
+// blind to plugin code.
+TEST(Lv2Realtime, CountersSeeAPluginThatAllocates) {
+#if defined(__has_feature)
+#if __has_feature(realtime_sanitizer)
+  GTEST_SKIP() << "RealtimeSanitizer halts the module at the plugin's first malloc";
+#endif
+#endif
+  const std::string d = temp_dir();
+  const std::string counts = d + "/rtcount";
+  std::filesystem::create_directories(counts);
+  write_audio(d + "/in.wav", noise(48000, 2, 5));
+  std::vector<std::string> env = lv2_env();
+  env.push_back(std::string("LD_PRELOAD=") + RTCOUNT_LIB);
+  env.push_back("RACKD_RTCOUNT_DIR=" + counts);
+  const Result r = run({bin("rackd"), "render", write_patch(d, "urn:rackd:test:allocates", ""), "--in",
+                        d + "/in.wav", "--out", d + "/out.wav"},
+                       std::chrono::seconds(120), env);
+  ASSERT_EQ(r.status, 0) << r.err;
+  uint64_t allocs = 0;
+  for (const auto& p : rtcount::read_reports(counts))
+    if (p.comm == "rackd-lv2")
+      for (const auto& t : p.threads) allocs += t.allocs;
+  EXPECT_GE(allocs, 2u * 48000 / 128) << rtcount::summary(rtcount::read_reports(counts), true);
+}
 #endif
 
 }  // namespace

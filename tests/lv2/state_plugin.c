@@ -7,6 +7,8 @@
  *                           offset: rackd mutes a module whose output is DC.)
  *   urn:rackd:test:noaudio  one control port, no audio ports.
  *   urn:rackd:test:needs    requires a feature no host provides.
+ *   urn:rackd:test:allocates  mono copy that mallocs and frees in every
+ *                           run(): what a real-time audit must name.
  * Threads: run() on the host's audio thread; save/restore per LV2 State. */
 #include <lv2/atom/atom.h>
 #include <lv2/core/lv2.h>
@@ -103,10 +105,37 @@ static LV2_Handle instantiate_none(const LV2_Descriptor* d, double r, const char
 static void connect_none(LV2_Handle h, uint32_t port, void* data) { (void)h, (void)port, (void)data; }
 static void run_none(LV2_Handle h, uint32_t n) { (void)h, (void)n; }
 
+/* urn:rackd:test:allocates: a copy through a buffer allocated per run(). */
+typedef struct {
+  const float* in;
+  float* out;
+} Copy;
+
+static LV2_Handle instantiate_copy(const LV2_Descriptor* d, double r, const char* p, const LV2_Feature* const* f) {
+  (void)d, (void)r, (void)p, (void)f;
+  return calloc(1, sizeof(Copy));
+}
+
+static void connect_copy(LV2_Handle h, uint32_t port, void* data) {
+  Copy* c = h;
+  if (port == 0) c->in = data;
+  if (port == 1) c->out = data;
+}
+
+static void run_allocating(LV2_Handle h, uint32_t n) {
+  Copy* c = h;
+  float* volatile tmp = malloc(n * sizeof(float));
+  if (!tmp) return;
+  memcpy(tmp, c->in, n * sizeof(float));
+  memcpy(c->out, tmp, n * sizeof(float));
+  free(tmp);
+}
+
 static const LV2_Descriptor kDescriptors[] = {
     {"urn:rackd:test:state", instantiate, connect_port, NULL, run, NULL, cleanup, extension_data},
     {"urn:rackd:test:noaudio", instantiate_none, connect_none, NULL, run_none, NULL, cleanup, NULL},
     {"urn:rackd:test:needs", instantiate_none, connect_none, NULL, run_none, NULL, cleanup, NULL},
+    {"urn:rackd:test:allocates", instantiate_copy, connect_copy, NULL, run_allocating, NULL, cleanup, NULL},
 };
 
 LV2_SYMBOL_EXPORT const LV2_Descriptor* lv2_descriptor(uint32_t index) {
