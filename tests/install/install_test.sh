@@ -154,7 +154,7 @@ exercise() {
               COMPREPLY=(); "_$1" "$1" "${COMP_WORDS[-1]}" "${COMP_WORDS[-2]}"
               printf "%s\n" "${COMPREPLY[@]}" | sort | paste -sd " "; }
       ask rackd ""; ask rackd render --; ask rackd check "$2/t"; ask rackctl ""' _ "$p" "$patches")
-    [[ $words == "--help --version check devices render run
+    [[ $words == "--help --version check describe devices lv2 modules render run
 --audio-cpu --batch --block --duration --events --in --module-timeout --out --rate
 $patches/tone.toml $patches/touchosc-simple.toml
 add bypass connect disconnect dump get graph load remove restart save set status top" ]] || fail "completions: $words"
