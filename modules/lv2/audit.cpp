@@ -32,13 +32,13 @@ namespace rackd::lv2 {
 namespace {
 
 constexpr size_t kAtomCapacityBytes = 8192;
-constexpr int kMaxListedBlocks = 20;
 
 struct Args {
   std::string uri;
   double seconds = 3.0;
   double rate_hz = 48000.0;
   uint32_t block = 128;
+  int list = 20;  // offending blocks listed
 };
 
 // URID map: every URI the host itself needs is mapped in setup; a plugin that
@@ -81,6 +81,9 @@ bool parse(int argc, char** argv, Args& a) {
     } else if (s == "--block") {
       if (!value(v) || v > 8192) return false;
       a.block = static_cast<uint32_t>(v);
+    } else if (s == "--list") {
+      if (!value(v)) return false;
+      a.list = static_cast<int>(v);
     } else if (!s.empty() && s[0] != '-' && a.uri.empty()) {
       a.uri = s;
     } else {
@@ -150,7 +153,7 @@ void print_report(const Args& a, uint32_t blocks) {
   std::printf("  first offending block: %lld\n  %8s %8s %8s %8s  first syscall\n", (long long)first, "block", "allocs",
               "frees", "syscalls");
   int listed = 0;
-  for (uint32_t b = 0; b < blocks && listed < kMaxListedBlocks; ++b) {
+  for (uint32_t b = 0; b < blocks && listed < a.list; ++b) {
     const auto& c = audit::block(b);
     if (!c.allocs.load() && !c.frees.load() && !c.syscalls.load()) continue;
     ++listed;
@@ -168,7 +171,7 @@ void print_report(const Args& a, uint32_t blocks) {
 int audit_main(int argc, char** argv) {
   Args a;
   if (!parse(argc, argv, a)) {
-    std::fprintf(stderr, "usage: lv2-audit URI [--seconds S] [--rate HZ] [--block FRAMES]\n");
+    std::fprintf(stderr, "usage: lv2-audit URI [--seconds S] [--rate HZ] [--block FRAMES] [--list N (offending blocks listed, default 20)]\n");
     return 2;
   }
   LilvWorld* world = lilv_world_new();
@@ -274,6 +277,11 @@ int audit_main(int argc, char** argv) {
   audit::start_listener();
   int filter_errno = 0;
   std::thread worker([&] {
+    // Give this thread its malloc arena before counting: a fresh thread's
+    // first malloc maps one (mmap, mprotect, munmap), which a module's
+    // long-lived audio thread has long done; the plugin's own calls remain.
+    void* volatile warm = std::malloc(64);
+    std::free(warm);
     if (!audit::install_syscall_filter()) {
       filter_errno = errno;
       return;

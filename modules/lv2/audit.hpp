@@ -12,7 +12,7 @@
 
 namespace rackd::lv2 {
 
-// Entry point of `lv2-audit URI [--seconds S] [--rate HZ] [--block N]`:
+// Entry point of `lv2-audit URI [--seconds S] [--rate HZ] [--block N] [--list N]`:
 // argv[0] is the program name. Exit 0 clean, 1 allocations or non-futex
 // system calls in run(), 2 the plugin cannot be loaded (or usage error),
 // 3 the counters could not be installed (seccomp refused).

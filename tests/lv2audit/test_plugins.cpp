@@ -1,7 +1,8 @@
-// Two LV2 plugins for the lv2-audit test (one bundle, rackd-test-alloc.lv2):
+// Three LV2 plugins for the lv2-audit test (one bundle, rackd-test-alloc.lv2):
 // urn:rackd:test:alloc mallocs and frees a buffer every 10th block and writes
 // to /dev/null every 20th, inside run(); urn:rackd:test:clean copies input to
-// output. Threads: the host's; run() on its audio thread.
+// output; urn:rackd:test:needs-worker requires worker:schedule (its .ttl).
+// Threads: the host's; run() on its audio thread.
 #include <fcntl.h>
 #include <lv2/core/lv2.h>
 #include <unistd.h>
@@ -60,8 +61,12 @@ const LV2_Descriptor kAlloc = {"urn:rackd:test:alloc", instantiate, connect_port
 const LV2_Descriptor kClean = {"urn:rackd:test:clean", instantiate, connect_port, nullptr, run_clean, nullptr,
                                cleanup, nullptr};
 
+// Declares lv2:requiredFeature worker:schedule in its .ttl; never instantiated by lv2-audit.
+const LV2_Descriptor kNeedsWorker = {"urn:rackd:test:needs-worker", instantiate, connect_port, nullptr, run_clean,
+                                     nullptr, cleanup, nullptr};
+
 }  // namespace
 
 extern "C" LV2_SYMBOL_EXPORT const LV2_Descriptor* lv2_descriptor(uint32_t index) {
-  return index == 0 ? &kAlloc : index == 1 ? &kClean : nullptr;
+  return index == 0 ? &kAlloc : index == 1 ? &kClean : index == 2 ? &kNeedsWorker : nullptr;
 }
