@@ -18,13 +18,16 @@ the ratio rackd / JACK2 of the medians; lower is better.
 
 Offline, "the price of isolation": the same chain rendered from a stereo
 noise file, `rackd render` (N module processes, shared-memory rings) beside
-`lv2apply` (lilv-utils, the plugin in-process), which runs one plugin per call,
-so its chain is N calls piped through temporary WAV files on /dev/shm (file
-I/O included, stated). Wall seconds, median [min..max] of alternating runs,
-and the ratio.
+the same chain in one process (bench/lv2_chain_render: lilv, block 128), wall
+seconds, median [min..max] of alternating runs, the ratio, and the largest
+sample difference of the two outputs. `lv2apply` (lilv-utils) is shown too,
+but is no baseline: it runs one plugin per call and processes frame by frame
+(a read and a write system call per frame), so its chain is N calls through
+WAV files on /dev/shm.
 
     python3 bench/lv2_overhead.py [--plugin URI] [--n 8] [--seconds 20] [--reps 3]
-                                  [--render-seconds 60] [--only live|render] [--bin build/release/bin]
+                                  [--render-seconds 60] [--lv2apply-runs 1] [--only live|render]
+                                  [--bin build/release/bin]
 
 Every instance runs with the plugin's default control values on both sides.
 """
@@ -189,7 +192,22 @@ def timed(cmd, **kw):
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr[-2000:]}")
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, r.stdout
+
+
+def last_json(text, key):
+    try:
+        return float(json.loads(text.strip().splitlines()[-1])[key])
+    except (ValueError, IndexError, KeyError):
+        return float("nan")
+
+
+def max_difference(x, y):
+    """Largest sample difference of two WAV files (sox), or None if sox cannot tell."""
+    r = subprocess.run(["sox", "-m", "-v", "1", x, "-v", "-1", y, "-n", "stat"], capture_output=True, text=True)
+    vals = [abs(float(line.split(":")[1])) for line in r.stderr.splitlines()
+            if line.startswith(("Maximum amplitude", "Minimum amplitude"))]
+    return max(vals) if vals else None
 
 
 def render(a, patch):
@@ -198,35 +216,55 @@ def render(a, patch):
         src = os.path.join(d, "in.wav")
         subprocess.run(["sox", "-n", "-r", "48000", "-c", "2", "-b", "32", "-e", "floating-point", src, "synth",
                         str(a.render_seconds), "whitenoise", "vol", "0.5"], check=True)
+        outs = {"rackd render": os.path.join(d, "r.wav"), "in-process": os.path.join(d, "p.wav")}
 
         def lv2apply_chain():
             t = 0.0
             cur = src
             for k in range(a.n):
                 nxt = os.path.join(d, f"a{k % 2}.wav")
-                t += timed(["lv2apply", "-i", cur, "-o", nxt, a.plugin])
+                t += timed(["lv2apply", "-i", cur, "-o", nxt, a.plugin])[0]
                 cur = nxt
-            return t
+            return t, float("nan")
+
+        # (wall seconds of the command, seconds of the processing alone)
+        def in_process():
+            wall, out = timed([os.path.join(a.bin, "lv2_chain_render"), a.plugin, str(a.n), src, outs["in-process"]])
+            return wall, last_json(out, "loop_seconds")
 
         def rackd_render():
-            return timed([os.path.join(a.bin, "rackd"), "render", patch, "--in", src, "--out",
-                          os.path.join(d, "r.wav")], env=dict(os.environ, RACKD_OSC_PORT="-1"))
+            wall, out = timed([os.path.join(a.bin, "rackd"), "render", patch, "--in", src, "--out",
+                               outs["rackd render"]], env=dict(os.environ, RACKD_OSC_PORT="-1"))
+            return wall, last_json(out, "seconds")
 
         print(f"\nLV2 chain, offline (the price of isolation): {a.n} x {a.plugin}, {a.render_seconds:.0f} s stereo "
-              f"noise at 48 kHz; wall seconds, {a.reps} alternating runs, median [min..max]; lv2apply runs one "
-              f"plugin per call: {a.n} calls through WAV files on {base or 'the temp dir'} (file I/O included)",
+              f"noise at 48 kHz, files on {base or 'the temp dir'}; wall seconds of the whole command, median "
+              f"[min..max] of {a.reps} alternating runs. Baseline: the same chain in one process "
+              f"(bench/lv2_chain_render: lilv, block 128, the same host features). lv2apply (lilv-utils) runs one "
+              f"plugin per call and processes frame by frame (one read and one write system call per frame), so "
+              f"its chain is {a.n} calls through WAV files, {a.lv2apply_runs} run(s): shown, not the baseline.",
               flush=True)
-        sides = {"rackd render": [], f"lv2apply x {a.n}": []}
+        sides = {"rackd render": (rackd_render, []), "in-process": (in_process, [])}
         for rep in range(a.reps):
-            order = list(sides) if rep % 2 == 0 else list(sides)[::-1]
-            for side in order:
-                sides[side].append(rackd_render() if side == "rackd render" else lv2apply_chain())
-        med = {k: statistics.median(v) for k, v in sides.items()}
-        print(f"{'setup':<16} | {'wall s':>24} | {'x real time':>12}")
-        for k, v in sides.items():
-            print(f"{k:<16} | {spread(v, '{:.3f}'):>24} | {a.render_seconds / med[k]:12.0f}")
-        r, l = med["rackd render"], med[f"lv2apply x {a.n}"]
-        print(f"rackd render / lv2apply chain: {r / l:.2f} (wall time)", flush=True)
+            for side in (list(sides) if rep % 2 == 0 else list(sides)[::-1]):
+                fn, times = sides[side]
+                times.append(fn())
+        if a.lv2apply_runs:
+            sides[f"lv2apply x {a.n}"] = (None, [lv2apply_chain() for _ in range(a.lv2apply_runs)])
+        med = {k: statistics.median(x[0] for x in v) for k, (_, v) in sides.items()}
+        proc = {k: statistics.median(x[1] for x in v) for k, (_, v) in sides.items()}
+        print(f"{'setup':<16} | {'wall s, whole command':>24} | {'x real time':>11} | {'vs in-process':>13} | "
+              f"{'processing s (no startup)':>26} | {'vs in-process':>13}")
+        for k, (_, v) in sides.items():
+            walls, procs = [x[0] for x in v], [x[1] for x in v]
+            print(f"{k:<16} | {spread(walls, '{:.3f}'):>24} | {a.render_seconds / med[k]:11.1f} | "
+                  f"{med[k] / med['in-process']:13.2f} | {spread(procs, '{:.3f}'):>26} | "
+                  f"{proc[k] / proc['in-process']:13.2f}")
+        diff = max_difference(outs["rackd render"], outs["in-process"])
+        print(f"rackd render / in-process: {med['rackd render'] / med['in-process']:.2f} whole command, "
+              f"{proc['rackd render'] / proc['in-process']:.2f} processing alone (rackd: its exit summary's seconds; "
+              f"in-process: the block loop); largest sample difference of the two outputs: "
+              f"{diff if diff is not None else 'n/a'}", flush=True)
 
 
 def main():
@@ -236,6 +274,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=20, help="live: seconds per run")
     ap.add_argument("--reps", type=int, default=3, help="runs per side (live and render)")
     ap.add_argument("--render-seconds", type=float, default=60)
+    ap.add_argument("--lv2apply-runs", type=int, default=1, help="offline: lv2apply chain runs (slow: frame by frame)")
     ap.add_argument("--only", choices=["live", "render"])
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "build", "release", "bin"))
     a = ap.parse_args()
