@@ -79,8 +79,18 @@ void Dispatcher::sync_slots() {
     seen_[i].epoch = in.param_epoch.load(std::memory_order_acquire);
     values_[i].clear();
     const std::size_t np = patch_.modules[i].spec ? patch_.modules[i].spec->params.size() : 0;
-    for (uint32_t p = 0; p < np; ++p) values_[i].push_back(get_param(in, p));
+    for (uint32_t p = 0; p < np; ++p) values_[i].push_back(value_of(i, p));
   }
+}
+
+ParamValues Dispatcher::value_of(uint32_t i, uint32_t p) const {
+  const registry::TypeSpec* spec = patch_.modules[i].spec;
+  if (const int k = spec ? registry::output_slot(*spec, p) : -1; k >= 0) {
+    ParamValues v{};
+    v[0] = segment_.module_out(i).outputs[k].load(std::memory_order_relaxed);
+    return v;
+  }
+  return get_param(segment_.module_in(i), p);
 }
 
 void Dispatcher::error(const Peer& to, std::string_view address, std::string_view reason) {
@@ -126,6 +136,8 @@ void Dispatcher::param(const OscMessage& m, const Peer& from) {
   std::string why;
   if (resolve_param(patch_, m.address, ref, why)) {
     if (ref.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
+    if (ref.spec->output)
+      return error(from, m.address, "is a value the module reports (read-only); read it with " + m.address + "/get");
     shm::ModuleIn& in = segment_.module_in(ref.module);
     if (!set_param(in, ref.param, *ref.spec, m.args, why)) return error(from, m.address, why);
     return;
@@ -136,7 +148,7 @@ void Dispatcher::param(const OscMessage& m, const Peer& from) {
     if (resolve_param(patch_, base, ref, why_get)) {
       if (!m.args.empty()) return error(from, m.address, "takes no arguments");
       if (ref.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
-      OscMessage r{base, param_args(*ref.spec, get_param(segment_.module_in(ref.module), ref.param))};
+      OscMessage r{base, param_args(*ref.spec, value_of(ref.module, ref.param))};
       return send_(from, r);
     }
   }
@@ -154,6 +166,7 @@ void Dispatcher::mapped(const OscMapping& mp, const OscMessage& m, const Peer& f
   const OscArg v = OscArg::float64(map_to_param(mp, x));
   std::string why;
   if (mp.target.module >= seen_.size()) return error(from, m.address, "module is not in the segment");
+  if (mp.target.spec->output) return error(from, m.address, mp.to + " is a value the module reports (read-only)");
   shm::ModuleIn& in = segment_.module_in(mp.target.module);
   if (!set_param(in, mp.target.param, *mp.target.spec, std::span<const OscArg>(&v, 1), why))
     return error(from, m.address, mp.to + ": " + why);
@@ -200,6 +213,7 @@ void Dispatcher::status(const Peer& from) {
     r.args.push_back(OscArg::int64(static_cast<int64_t>(in.restarts.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.bypassed.load(std::memory_order_relaxed))));
     r.args.push_back(OscArg::int32(static_cast<int32_t>(in.muted.load(std::memory_order_relaxed))));
+    r.args.push_back(OscArg::int32(static_cast<int32_t>(patch_.modules[i].spec->latency_frames)));
   }
   send_(from, r);
 }
@@ -303,7 +317,18 @@ void Dispatcher::tick(bool meters) {
     if (now.epoch != was.epoch) {
       const registry::TypeSpec* spec = patch_.modules[i].spec;
       for (uint32_t p = 0; p < values_[i].size(); ++p) {
+        if (spec->params[p].output) continue;
         const ParamValues v = get_param(in, p);
+        if (v == values_[i][p]) continue;
+        values_[i][p] = v;
+        send_all(OscMessage{"/" + patch_.modules[i].name + "/" + spec->params[p].name, param_args(spec->params[p], v)});
+      }
+    }
+    // What the module reports (meters, latency) changes without an epoch.
+    if (const registry::TypeSpec* spec = patch_.modules[i].spec; !subscribers_.empty()) {
+      for (uint32_t p = 0; p < values_[i].size(); ++p) {
+        if (!spec->params[p].output) continue;
+        const ParamValues v = value_of(i, p);
         if (v == values_[i][p]) continue;
         values_[i][p] = v;
         send_all(OscMessage{"/" + patch_.modules[i].name + "/" + spec->params[p].name, param_args(spec->params[p], v)});

@@ -16,9 +16,10 @@
 //   anything refused              -> /rackd/error s:address s:reason, nothing changed
 //
 // /rackd/status.reply: i rate_hz, i block_frames, h cycles, h xruns,
-//   i module_count, then per module 9 values: s name, s type, s state,
+//   i module_count, then per module 10 values: s name, s type, s state,
 //   f load (last block's process time / period), f max_load (worst / period),
-//   h late, h restarts, i bypassed, i muted.
+//   h late, h restarts, i bypassed, i muted, i latency_frames (what the
+//   module says it delays its output by: an LV2 plugin's latency).
 //
 // Notifications to subscribers (tick(), every ~100 ms from the control server):
 //   /rackd/module/state s name, s state, h restarts, i bypassed, i muted
@@ -109,6 +110,9 @@ class Dispatcher {
   // Follows the patch when modules come and go: per-slot state for slots
   // whose module changed.
   void sync_slots();
+  // [control] Parameter p of module i as it reads now: its slot, or what the
+  // module reports for an output.
+  ParamValues value_of(uint32_t i, uint32_t p) const;
   bool live(uint32_t slot) const { return slot < patch_.modules.size() && patch_.modules[slot].spec != nullptr; }
   // Fields /rackd/status.reply and /rackd/meters share.
   void append_counters(OscMessage& r) const;             // h:cycles h:xruns

@@ -110,6 +110,7 @@ struct ModuleRow {
   double load = 0, max_load = 0;
   uint64_t late = 0, restarts = 0;
   bool bypassed = false, muted = false;
+  uint32_t latency_frames = 0;
 };
 
 struct Status {
@@ -131,8 +132,8 @@ Status fetch_status(Client& c) {
   s.xruns = static_cast<uint64_t>(r.num(3));
   s.limited_frames = static_cast<uint64_t>(r.num(4));
   const std::size_t n = static_cast<std::size_t>(r.num(5));
-  for (std::size_t k = 0; k < n && kHead + 9 * k + 8 < r.types.size(); ++k) {
-    const std::size_t b = kHead + 9 * k;
+  for (std::size_t k = 0; k < n && kHead + 10 * k + 9 < r.types.size(); ++k) {
+    const std::size_t b = kHead + 10 * k;
     ModuleRow m;
     m.name = r.str(b);
     m.type = r.str(b + 1);
@@ -143,6 +144,7 @@ Status fetch_status(Client& c) {
     m.restarts = static_cast<uint64_t>(r.num(b + 6));
     m.bypassed = r.num(b + 7) != 0;
     m.muted = r.num(b + 8) != 0;
+    m.latency_frames = static_cast<uint32_t>(r.num(b + 9));
     s.modules.push_back(m);
   }
   return s;
@@ -157,10 +159,11 @@ void print_status(const Status& s, bool json, uint64_t xrun_delta = 0, bool top 
     for (std::size_t k = 0; k < s.modules.size(); ++k) {
       const ModuleRow& m = s.modules[k];
       std::printf("%s\"%s\":{\"type\":\"%s\",\"state\":\"%s\",\"load\":%.4f,\"max_load\":%.4f,"
-                  "\"max_block_us\":%.1f,\"late\":%" PRIu64 ",\"restarts\":%" PRIu64 ",\"bypassed\":%s,\"muted\":%s}",
+                  "\"max_block_us\":%.1f,\"late\":%" PRIu64 ",\"restarts\":%" PRIu64 ",\"bypassed\":%s,\"muted\":%s,"
+                  "\"latency_frames\":%u}",
                   k ? "," : "", json_escape(m.name).c_str(), json_escape(m.type).c_str(), json_escape(m.state).c_str(),
                   m.load, m.max_load, m.max_load * period_us, m.late, m.restarts, m.bypassed ? "true" : "false",
-                  m.muted ? "true" : "false");
+                  m.muted ? "true" : "false", m.latency_frames);
     }
     std::printf("}}\n");
     return;
@@ -173,7 +176,8 @@ void print_status(const Status& s, bool json, uint64_t xrun_delta = 0, bool top 
   std::printf("%-20s %-12s %-8s %6s %10s %8s %8s  %s%s", "NAME", "TYPE", "STATE", "LOAD", "WORST", "LATE", "RESTARTS",
               "FLAGS", top ? "\033[K\r\n" : "\n");
   for (const ModuleRow& m : s.modules) {
-    std::string flags = std::string(m.bypassed ? "bypassed " : "") + (m.muted ? "muted" : "");
+    std::string flags = std::string(m.bypassed ? "bypassed " : "") + (m.muted ? "muted " : "");
+    if (m.latency_frames) flags += "latency " + std::to_string(m.latency_frames);
     std::printf("%-20s %-12s %-8s %5.1f%% %8.0fus %8" PRIu64 " %8" PRIu64 "  %s%s", m.name.c_str(), m.type.c_str(),
                 m.state.c_str(), 100 * m.load, m.max_load * period_us, m.late, m.restarts, flags.c_str(),
                 top ? "\033[K\r\n" : "\n");

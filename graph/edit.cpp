@@ -51,6 +51,7 @@ toml::table module_table(const Patch& p, const PatchModule& m) {
   for (auto&& [k, v] : config) t.insert_or_assign(k, v);
   for (std::size_t i = 0; i < m.spec->params.size() && i < m.params.size(); ++i) {
     const registry::ParamSpec& ps = m.spec->params[i];
+    if (ps.output) continue;  // reported by the module, never set
     toml::array values;
     for (double v : m.params[i]) {
       switch (ps.kind) {

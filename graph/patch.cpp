@@ -279,9 +279,29 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
     fail(type_line, who + "unknown type " + quote(m.type) + " (types: " + join(type_names()) + "; module path: " +
                         join(registry::module_path()) + ")");
   }
+  if (m.spec->configurable) {
+    // The setup keys first: they decide the parameters (an LV2 plugin's
+    // ports) or their defaults (an eq preset's bands), which the module
+    // reports through --describe --config.
+    toml::table setup;
+    for (const Entry& e : in_file_order(t)) {
+      const std::string_view k = e.first->str();
+      const auto c = std::find_if(m.spec->config.begin(), m.spec->config.end(),
+                                  [&](const ConfigSpec& cs) { return cs.name == k; });
+      if (c == m.spec->config.end()) continue;
+      setup.insert_or_assign(k, *e.second);
+      parse_config(m, *c, *e.second, line_of(*e.second, line), setup);
+    }
+    std::ostringstream os;
+    os << setup;
+    try {
+      m.spec = registry::configure(*m.spec, os.str());
+    } catch (const std::exception& e) {
+      fail(line, who + e.what());
+    }
+  }
   const TypeSpec& spec = *m.spec;
   for (const auto& p : spec.params) m.params.emplace_back(p.count, p.def);
-  std::vector<bool> explicit_param(spec.params.size(), false);
 
   // What the module gets: its table minus the keys the server consumes.
   toml::table config = t;
@@ -303,8 +323,10 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
       continue;
     }
     if (const int p = registry::find_param(spec, k); p >= 0) {
+      if (spec.params[static_cast<std::size_t>(p)].output)
+        fail(vline, who + quote(k) + " is a value the module reports (read-only: /" + m.name + "/" + std::string(k) +
+                        "/get); remove it");
       parse_param(m, static_cast<std::size_t>(p), n, vline);
-      explicit_param[static_cast<std::size_t>(p)] = true;
       config.erase(k);
       continue;
     }
@@ -331,22 +353,6 @@ void PatchParser::parse_module(const toml::table& t, std::size_t index) {
   if (m.config_toml.size() > shm::kConfigBytes - 1) {
     fail(line, who + "configuration is " + std::to_string(m.config_toml.size()) +
                    " bytes as TOML; the limit is " + std::to_string(shm::kConfigBytes - 1));
-  }
-  if (spec.init_params) {
-    // Values derived from setup keys (a preset file, a band list) sit between
-    // the defaults and the parameter keys written in the patch.
-    std::vector<std::vector<double>> seeded;
-    for (const auto& p : spec.params) seeded.emplace_back(p.count, p.def);
-    try {
-      spec.init_params(m.config_toml, seeded);
-    } catch (const std::exception& e) {
-      fail(line, who + e.what());
-    }
-    for (std::size_t i = 0; i < spec.params.size() && i < seeded.size(); ++i) {
-      if (explicit_param[i] || seeded[i].size() != spec.params[i].count) continue;
-      for (double& v : seeded[i]) v = std::clamp(v, spec.params[i].min, spec.params[i].max);
-      m.params[i] = seeded[i];
-    }
   }
   patch_.modules.push_back(std::move(m));
   inputs_.push_back(std::move(input));

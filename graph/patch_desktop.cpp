@@ -143,15 +143,21 @@ class DesktopParser {
       if (o.preset.empty()) continue;
       if (!fs::is_regular_file(o.preset))
         fail(o.line, "[[desktop.output]] preset: cannot read " + quote(o.preset));
-      for (const auto& p : eq.spec->params) o.eq_params.emplace_back(p.count, p.def);
       toml::table config;
       config.insert("preset", o.preset);
       std::ostringstream os;
       os << config;
+      // The preset's bands as rackd-eq reports them (--describe --config),
+      // in the order of the patch's eq.
+      const registry::TypeSpec* with_preset = nullptr;
       try {
-        eq.spec->init_params(os.str(), o.eq_params);
+        with_preset = registry::configure(eq.spec->base ? *eq.spec->base : *eq.spec, os.str());
       } catch (const std::exception& e) {
         fail(o.line, std::string("[[desktop.output]] preset: ") + e.what());
+      }
+      for (const auto& p : eq.spec->params) {
+        const int k = registry::find_param(*with_preset, p.name);
+        o.eq_params.emplace_back(p.count, k < 0 ? p.def : with_preset->params[static_cast<std::size_t>(k)].def);
       }
       for (std::size_t i = 0; i < o.eq_params.size(); ++i)
         for (double& v : o.eq_params[i]) v = std::clamp(v, eq.spec->params[i].min, eq.spec->params[i].max);

@@ -60,9 +60,14 @@ constexpr const char* kUsage = R"(usage:
   rackd modules
       List the module types found on the module path, with summaries and the
       executable each comes from, and the files skipped there (and why).
-  rackd describe TYPE [--json]
+  rackd lv2 list | rackd lv2 audit URI [--seconds S]
+      The installed LV2 plugins (URI, name, audio in/out), as lv2ls; a real-time
+      audit of one: the allocations and system calls its run() makes, per block.
+  rackd describe TYPE [--config TOML|FILE] [--json]
       Print TYPE's parameters (range, default, unit), setup keys and channel
-      rule; --json: the module's own `--describe` output.
+      rule; --config: as a module with those setup keys has them (an LV2
+      plugin's ports: --config 'plugin = "URI"'); --json: the module's own
+      `--describe` output.
   rackd --help | --version
 
   --device NAME       substring of "host api: device name" (see rackd devices); with --desktop:
@@ -227,20 +232,23 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "devices") {
       return list_devices();
+    } else if (cmd == "lv2") {
+      return lv2_command(argc, argv);
     } else if (cmd == "modules") {
       if (argc > 2) usage_error("rackd modules takes no arguments");
       return list_modules();
     } else if (cmd == "describe") {
-      std::string type;
+      std::string type, config;
       bool json = false;
       for (int i = 2; i < argc; ++i) {
         const std::string_view a = argv[i];
         if (a == "--json") json = true;
+        else if (a == "--config" && i + 1 < argc) config = argv[++i];
         else if (type.empty() && !a.starts_with("-")) type = a;
-        else usage_error("rackd describe TYPE [--json]: unexpected \"" + std::string(a) + "\"");
+        else usage_error("rackd describe TYPE [--config TOML|FILE] [--json]: unexpected \"" + std::string(a) + "\"");
       }
       if (type.empty()) usage_error("rackd describe needs a module type (see rackd modules)");
-      return describe_type(type, json);
+      return describe_type(type, json, config);
     } else if (cmd == "check") {
       Patch p = load_or_exit(parse_args(argc, argv, 2, {}), "check");
       print_graph(p);

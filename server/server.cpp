@@ -115,6 +115,7 @@ std::string Server::summary_json(uint64_t xruns, const std::string& extra) const
       << ",\"late\":" << in.late.load() << ",\"restarts\":" << r.restarts
       << ",\"replaced\":" << in.replaced.load() << ",\"nonfinite\":" << in.nonfinite.load()
       << ",\"hangs\":" << r.hangs;
+    if (r.latency_frames) o << ",\"latency_frames\":" << r.latency_frames;
     if (in.muted.load())
       o << ",\"muted\":\"" << shm::mute_reason_name(static_cast<shm::MuteReason>(in.mute_reason.load())) << "\"";
     if (!r.restart_ms.empty()) {

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <stdexcept>
 
 #include "shm/cycle.hpp"
@@ -50,12 +51,16 @@ Supervisor::Supervisor(shm::Segment& segment, const Patch& patch, SupervisorPoli
     c.active = true;
     c.exe = patch.modules[i].spec->executable;
     c.report.name = patch.modules[i].name;
+    c.report.latency_frames = patch.modules[i].spec->latency_frames;
     c.report.slot = i;
   }
 }
 
 void Supervisor::add(uint32_t slot, const PatchModule& m) {
   const std::string exe = m.spec->executable;
+  // A new module: nothing of an earlier one of that name carries over.
+  std::error_code ec;
+  std::filesystem::remove_all(shm::module_state_dir(segment_.name(), m.name), ec);
   if (access(exe.c_str(), X_OK) != 0) throw std::runtime_error("module executable " + exe + ": " + strerror(errno));
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_.load()) throw std::runtime_error("server is stopping");
@@ -65,6 +70,7 @@ void Supervisor::add(uint32_t slot, const PatchModule& m) {
   c.active = true;
   c.exe = exe;
   c.report.name = m.name;
+  c.report.latency_frames = m.spec->latency_frames;
   c.report.slot = slot;
   c.report.state = ModuleState::kStarting;
   // Spawned by the watcher thread, like every restart: a child's parent-death

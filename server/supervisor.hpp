@@ -36,6 +36,7 @@ struct ModuleReport {
   std::string last_exit;             // how its last process ended ("exited with status 3"); empty: none has
   std::vector<double> restart_ms;    // death -> first good block again, per restart
   uint64_t hangs = 0;                // times it was killed for not progressing
+  uint32_t latency_frames = 0;       // what its spec says it delays its output by
 };
 
 struct SupervisorPolicy {

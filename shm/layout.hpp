@@ -41,7 +41,7 @@ inline constexpr uint32_t kVersion = rackd::kModuleProtocol;
 // that must be zero: a reader that finds them set is older than the writer.
 inline constexpr uint32_t kSegmentHeaderVersion = 1;
 inline constexpr uint32_t kModuleInVersion = 2;   // 2: per-slot life cycle, upstream/followers per cycle
-inline constexpr uint32_t kModuleOutVersion = 2;  // 2: cycle_state (shm/protocol.hpp)
+inline constexpr uint32_t kModuleOutVersion = 3;  // 2: cycle_state (shm/protocol.hpp); 3: outputs
 inline constexpr uint32_t kBusHeaderVersion = 2;  // 2: a mix slot after the spare
 inline constexpr uint32_t kReservedWords = 4;
 inline constexpr std::size_t kCacheLine = 64;
@@ -196,7 +196,10 @@ struct alignas(kPage) ModuleOut {
   std::atomic<uint32_t> last_block_ns{0};     // process() time of the last block
   std::atomic<uint32_t> max_block_ns{0};
   char error[kErrorBytes];                    // setup failure, NUL-terminated
+  // Reported values: output parameter k (k-th with output = true) in outputs[k].
+  std::atomic<double> outputs[rackd::kMaxOutputs];
 };
+static_assert(sizeof(ModuleOut) == kPage, "ModuleOut is one page");
 
 // One audio bus: a single-producer/single-consumer ring of blocks. Block `seq`
 // lives in slot seq % capacity; slot `capacity` is a spare the server writes

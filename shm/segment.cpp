@@ -1,5 +1,6 @@
 // Segment creation, validation on attach, naming and stale cleanup. [setup]
 #include "shm/segment.hpp"
+
 #include "shm/protocol.hpp"
 
 #include <signal.h>
@@ -8,6 +9,7 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -208,12 +210,45 @@ std::unique_ptr<Segment> Segment::attach(const std::string& name) {
 }
 
 Segment::~Segment() {
-  if (owner_) bip::shared_memory_object::remove(name_.c_str());
+  if (owner_) {
+    bip::shared_memory_object::remove(name_.c_str());
+    remove_state_dirs(name_);
+  }
 }
 
 void Segment::remove_name() {
-  if (owner_) bip::shared_memory_object::remove(name_.c_str());
+  if (owner_) {
+    bip::shared_memory_object::remove(name_.c_str());
+    remove_state_dirs(name_);
+  }
   owner_ = false;
+}
+
+namespace {
+
+std::string state_root() {
+  const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+  std::error_code ec;
+  if (xdg && *xdg && std::filesystem::is_directory(xdg, ec)) return std::string(xdg) + "/rackd-state";
+  return "/tmp/rackd-state-" + std::to_string(getuid());
+}
+
+}  // namespace
+
+std::string module_state_dir(const std::string& segment, const std::string& module, bool create) {
+  const std::string dir = state_root() + "/" + segment + "/" + module;
+  if (create) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    std::filesystem::permissions(state_root(), std::filesystem::perms::owner_all, ec);
+    if (ec) throw std::runtime_error("state folder " + dir + ": " + ec.message());
+  }
+  return dir;
+}
+
+void remove_state_dirs(const std::string& segment) {
+  std::error_code ec;
+  std::filesystem::remove_all(state_root() + "/" + segment, ec);
 }
 
 uint64_t Segment::module_out_offset(uint32_t i) const {
@@ -268,7 +303,10 @@ std::vector<std::string> remove_stale_segments(uid_t uid) {
     if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
     pid_t pid = static_cast<pid_t>(std::stol(pid_text));
     if (pid == getpid() || server_alive(pid)) continue;
-    if (bip::shared_memory_object::remove(n.c_str())) removed.push_back(n);
+    if (bip::shared_memory_object::remove(n.c_str())) {
+      removed.push_back(n);
+      remove_state_dirs(n);
+    }
   }
   return removed;
 }

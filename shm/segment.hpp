@@ -77,6 +77,15 @@ class Segment {
 // "rackd-<uid>-<pid>": the segment of the server with that pid.
 std::string segment_name(uid_t uid, pid_t pid);
 
+// [setup] Where module instance `module` of the server whose segment is
+// `segment` keeps what must outlive its process (LV2 state): a folder under
+// $XDG_RUNTIME_DIR/rackd-state/ (else /tmp/rackd-state-<uid>/), removed with
+// the segment. Created (0700) on demand by module_state_dir(create = true).
+std::string module_state_dir(const std::string& segment, const std::string& module, bool create = false);
+
+// [setup] Removes every module's state folder of `segment`.
+void remove_state_dirs(const std::string& segment);
+
 // Removes this uid's rackd segments whose server process is gone (or is no
 // longer rackd). Returns the names removed.
 std::vector<std::string> remove_stale_segments(uid_t uid);

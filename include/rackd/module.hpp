@@ -11,6 +11,7 @@
 // `pkg-config rackd-module`.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,6 +29,19 @@ struct ModuleOut;
 struct BusHeader;
 }  // namespace shm
 
+// [rt] What the module reports: the parameters declared with output = true.
+// Set from process(); the server reads the newest value whenever asked.
+class Outputs {
+ public:
+  // [rt] Parameter `param` (its index in spec.params, an output) now reads `v`.
+  void set(std::size_t param, double v) noexcept RACKD_RT {
+    if (param < slot_of_.size() && slot_of_[param] >= 0) values_[slot_of_[param]].store(v, std::memory_order_relaxed);
+  }
+
+  std::vector<int> slot_of_;                 // param index -> output slot, or -1
+  std::atomic<double>* values_ = nullptr;    // kMaxOutputs, in shared memory
+};
+
 struct SetupInfo {
   std::string name;                   // instance name from the patch
   uint32_t rate_hz = 48000;
@@ -37,6 +51,11 @@ struct SetupInfo {
   const toml::table* config = nullptr;  // the module's setup keys (paths absolute)
   const ModuleSpec* spec = nullptr;   // the spec given to run_module()
   uint64_t restarts = 0;              // how many processes ran this slot before this one
+  // A folder of this module instance that outlives its process (a restart
+  // finds what the previous one left) and goes with the server, or with a
+  // remove of the module. For state the parameters do not hold (LV2 State).
+  std::string state_dir;
+  Outputs* outputs = nullptr;         // for parameters declared output = true
   // The two shared pages this process may write besides its audio. Only the
   // `chaos` test module touches them directly (to attack the server).
   shm::ModuleOut* control_page = nullptr;

@@ -55,7 +55,13 @@ struct ParamSpec {
   double min = 0, max = 1, def = 0;  // per value
   std::string unit;                  // "dB", "Hz", "" ...
   std::string help;
+  // A value the module reports (a meter, an LV2 control output port): read
+  // with /<module>/<name>/get and sent to /rackd/notify subscribers when it
+  // changes; never set. At most kMaxOutputs per module, count 1.
+  bool output = false;
 };
+
+inline constexpr uint32_t kMaxOutputs = 64;
 
 // One channel count, as data the server evaluates against the module's setup
 // keys and its input:
@@ -129,6 +135,7 @@ struct ModuleSpec {
   std::vector<ParamSpec> params;
   std::vector<ConfigSpec> config;
   ChannelRule channels;
+  uint32_t latency_frames = 0;       // how many frames the output lags its input (an LV2 plugin's latency port)
   // Optional: parameter defaults that follow from the setup keys (an EQ
   // preset file fills its bands). Given the module's setup keys (paths
   // absolute), change `spec.params[i].def`; throw std::runtime_error with a

@@ -51,6 +51,10 @@ rackd::ModuleSpec spec() {
       {"busy_ms", ParamKind::kFloat, 1, 0, 1000, 10, "ms", "mode 5: time burnt per block"},
       {"first_life_only", ParamKind::kBool, 1, 0, 1, 0, "", "1: misbehave only before the first restart"},
   };
+  // A reported value (read-only), for the tests of outputs.
+  rackd::ParamSpec blocks{"blocks", ParamKind::kFloat, 1, 0, 1e12, 0, "blocks", "blocks this process has run"};
+  blocks.output = true;
+  t.params.push_back(blocks);
   t.config = {
       {"setup_ms", ConfigKind::kInt, "sleep this long in setup: a module slow to become ready (default 0)", {}, 0,
        1e9},
@@ -73,6 +77,8 @@ class ChaosModule final : public rackd::runtime::Processor {
     after_ = info.spec->index("after_blocks");
     busy_ = info.spec->index("busy_ms");
     first_life_ = info.spec->index("first_life_only");
+    blocks_index_ = info.spec->index("blocks");
+    outputs_ = info.outputs;
     if (info.config) {
       if ((*info.config)["setup_fail"].value_or(false)) throw std::runtime_error("setup_fail = true: refused");
       const int64_t ms = (*info.config)["setup_ms"].value_or(int64_t{0});
@@ -88,6 +94,7 @@ class ChaosModule final : public rackd::runtime::Processor {
 
   void process(const rackd::runtime::Block& b, const rackd::runtime::ParamView& p) noexcept RACKD_RT override {
     const int mode = static_cast<int>(p[mode_]);
+    outputs_->set(static_cast<std::size_t>(blocks_index_), static_cast<double>(blocks_ + 1));
     const bool armed = blocks_++ >= static_cast<uint64_t>(p[after_]) &&
                        !(p[first_life_] >= 0.5 && restarts_ > 0);
     for (uint32_t c = 0; c < b.out_channels; ++c) std::memcpy(b.out[c], b.in[c], b.frames * sizeof(float));
@@ -148,7 +155,8 @@ class ChaosModule final : public rackd::runtime::Processor {
     for (uint32_t c = 0; c < b.out_channels; ++c)
       for (uint32_t i = 0; i < b.frames; ++i) b.out[c][i] = v;
   }
-  int mode_ = 0, after_ = 0, busy_ = 0, first_life_ = 0;  // parameter indices, by name from the declaration
+  int mode_ = 0, after_ = 0, busy_ = 0, first_life_ = 0, blocks_index_ = 0;  // parameter indices, by name
+  rackd::Outputs* outputs_ = nullptr;
   uint64_t restarts_ = 0;
   int devnull_ = -1;
   uint64_t blocks_ = 0;

@@ -128,8 +128,14 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
   t.bypassable = field(j, "bypassable", json::value_t::boolean, who).get<bool>();
   t.takes_input = field(j, "takes_input", json::value_t::boolean, who).get<bool>();
   if (j.contains("configurable")) t.configurable = field(j, "configurable", json::value_t::boolean, who).get<bool>();
+  if (j.contains("latency_frames")) {
+    const uint64_t l = field(j, "latency_frames", json::value_t::number_unsigned, who).get<uint64_t>();
+    if (l > 10'000'000) bad(who + "latency_frames " + std::to_string(l) + " is not believable");
+    t.latency_frames = static_cast<uint32_t>(l);
+  }
 
   std::set<std::string> names = {"name", "type", "input"};
+  uint32_t outputs = 0;
   for (const json& p : field(j, "params", json::value_t::array, who)) {
     if (!p.is_object()) bad(who + "params: every entry must be an object");
     ParamSpec s;
@@ -146,6 +152,9 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
     if (!(s.min <= s.max) || !(s.def >= s.min && s.def <= s.max))
       bad(where + "needs min <= default <= max");
     s.unit = text(p, "unit", where, false);
+    if (p.contains("output")) s.output = field(p, "output", json::value_t::boolean, where).get<bool>();
+    if (s.output && s.count != 1) bad(where + "an output has one value");
+    if (s.output && ++outputs > kMaxOutputs) bad(who + "more than " + std::to_string(kMaxOutputs) + " outputs");
     s.help = text(p, "help", where, false);
     t.params.push_back(std::move(s));
   }

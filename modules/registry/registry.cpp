@@ -49,6 +49,7 @@ struct State {
   std::mutex mu;
   std::deque<TypeSpec> specs;                  // every description ever read (stable addresses)
   std::map<FileKey, Described> by_file;        // the cache
+  std::map<std::pair<const TypeSpec*, std::string>, const TypeSpec*> configured;  // (base, config) -> spec
   std::set<std::string> warned;                // "path|size|mtime|problem" already printed
   std::vector<const TypeSpec*> types;          // the last scan's winners, in path order
   std::vector<Skipped> skipped;
@@ -87,21 +88,6 @@ void wire(TypeSpec& t) {
       Channels c;
       std::string error;
       return evaluate_channels(type, false, rule, q, c, error) && c.in > 0;
-    };
-  }
-  if (t.configurable) {
-    const std::string exe = t.executable;
-    const std::vector<ParamSpec> params = t.params;
-    t.init_params = [exe, params](const std::string& config_toml, std::vector<std::vector<double>>& values) {
-      const Captured c = run_captured({exe, "--describe", "--config", config_toml}, kDescribeLimit);
-      if (!c.started || c.timed_out || c.signal || c.exit_status != 0) throw std::runtime_error(message_of(c));
-      const TypeSpec configured = parse_description(c.out, exe);
-      for (const ParamSpec& p : configured.params) {
-        const auto it = std::find_if(params.begin(), params.end(), [&](const ParamSpec& s) { return s.name == p.name; });
-        if (it == params.end()) continue;
-        const auto i = static_cast<std::size_t>(it - params.begin());
-        if (i < values.size()) values[i].assign(it->count, p.def);
-      }
     };
   }
 }
@@ -240,6 +226,33 @@ std::vector<Skipped> skipped() {
   std::lock_guard lock(s.mu);
   scan_if_old(s);
   return s.skipped;
+}
+
+const TypeSpec* configure(const TypeSpec& spec, const std::string& config_toml) {
+  if (!spec.configurable) return &spec;
+  State& s = state();
+  std::lock_guard lock(s.mu);
+  const auto key = std::make_pair(&spec, config_toml);
+  if (auto it = s.configured.find(key); it != s.configured.end()) return it->second;
+  const Captured c = run_captured({spec.executable, "--describe", "--config", config_toml}, kDescribeLimit);
+  if (!c.started || c.timed_out || c.signal || c.exit_status != 0) throw std::runtime_error(message_of(c));
+  TypeSpec t = parse_description(c.out, spec.executable);
+  if (t.type != spec.type)
+    throw std::runtime_error(spec.executable + " --describe --config names type \"" + t.type + "\", not \"" +
+                             spec.type + "\"");
+  t.configurable = false;  // this one is configured
+  t.base = &spec;
+  wire(t);
+  s.specs.push_back(std::move(t));
+  s.configured.emplace(key, &s.specs.back());
+  return &s.specs.back();
+}
+
+int output_slot(const TypeSpec& spec, std::size_t param) {
+  if (param >= spec.params.size() || !spec.params[param].output) return -1;
+  int k = 0;
+  for (std::size_t i = 0; i < param; ++i) k += spec.params[i].output ? 1 : 0;
+  return k < static_cast<int>(kMaxOutputs) ? k : -1;
 }
 
 int find_param(const TypeSpec& spec, std::string_view name) {

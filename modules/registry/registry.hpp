@@ -49,15 +49,12 @@ struct TypeSpec {
   std::vector<ParamSpec> params;
   std::vector<ConfigSpec> config;
   rackd::ChannelRule rule;           // as described
+  uint32_t latency_frames = 0;       // what the module reports it delays its output by
+  const TypeSpec* base = nullptr;    // a configured spec (configure()): the type's own
   // Sources only (takes_input == false): does this config read the device input?
   std::function<bool(const ChannelQuery&)> reads_device;
   // Channel counts from `rule`, or an error message a user can act on.
   std::function<bool(const ChannelQuery&, Channels& out, std::string& error)> channels;
-  // Set when `configurable`: parameter values that follow from the module's
-  // config (TOML text, paths absolute), from `executable --describe --config`.
-  // Runs at patch load, after defaults and before explicit parameter keys of
-  // the patch. Throws std::runtime_error with the module's message.
-  std::function<void(const std::string& config_toml, std::vector<std::vector<double>>& params)> init_params;
 };
 
 // A file of the module path that is not used, and why.
@@ -81,6 +78,17 @@ std::string skipped_reason(std::string_view name);
 
 // [any] The files skipped by the last scan.
 std::vector<Skipped> skipped();
+
+// [any] For a `configurable` type: the spec a module with these setup keys
+// (TOML text, paths absolute) has, from `executable --describe --config`:
+// its parameters (an LV2 plugin's ports) or their defaults (an eq preset's
+// bands), channel rule and latency. Cached by file and config text; the
+// pointer stays valid. Throws std::runtime_error with the module's message.
+// `spec` itself when it is not configurable.
+const TypeSpec* configure(const TypeSpec& spec, const std::string& config_toml);
+
+// [any] Which of ModuleOut::outputs parameter `param` (an output) reads, or -1.
+int output_slot(const TypeSpec& spec, std::size_t param);
 
 // [any] Index of parameter `name` in `spec.params`, or -1.
 int find_param(const TypeSpec& spec, std::string_view name);

@@ -3,8 +3,10 @@
 // object on one line:
 //   { "rackd_module": <kModuleProtocol>, "type", "summary", "bypassable",
 //     "takes_input", "configurable" (a configure hook: ask again with --config),
+//     "latency_frames" (optional),
 //     "params": [{ "name", "kind": "float|int|bool", "count", "min", "max",
-//                  "default", "unit", "help" }],
+//                  "default", "unit", "help", "output" (optional: a value the
+//                  module reports, read-only) }],
 //     "config": [{ "name", "kind": "string|path|int|float|bool|enum|array",
 //                  "help", "choices": [...], "min", "max" }],
 //     "channels": { "in": COUNT, "out": COUNT } }
@@ -14,6 +16,7 @@
 //          "if": { "key", "equals" }: 0 unless that setup key has that value.
 #include "modules/runtime/describe.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -86,10 +89,13 @@ std::string describe_json(const ModuleSpec& spec) {
   j["bypassable"] = spec.bypassable;
   j["takes_input"] = spec.takes_input;
   j["configurable"] = static_cast<bool>(spec.configure);
+  if (spec.latency_frames) j["latency_frames"] = spec.latency_frames;
   json params = json::array();
   for (const ParamSpec& p : spec.params) {
-    params.push_back({{"name", p.name}, {"kind", kind_name(p.kind)}, {"count", p.count}, {"min", p.min},
-                      {"max", p.max}, {"default", p.def}, {"unit", p.unit}, {"help", p.help}});
+    json e = {{"name", p.name}, {"kind", kind_name(p.kind)}, {"count", p.count}, {"min", p.min},
+              {"max", p.max}, {"default", p.def}, {"unit", p.unit}, {"help", p.help}};
+    if (p.output) e["output"] = true;
+    params.push_back(e);
   }
   j["params"] = params;
   json config = json::array();
@@ -130,6 +136,7 @@ int describe_main(const ModuleSpec& spec, const char* config) {
     }
     ModuleSpec configured = spec;
     if (spec.configure) spec.configure(table, configured);
+    for (ParamSpec& p : configured.params) p.def = std::clamp(p.def, p.min, p.max);
     std::printf("%s\n", describe_json(configured).c_str());
     return 0;
   } catch (const std::exception& e) {

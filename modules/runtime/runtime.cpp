@@ -254,6 +254,15 @@ void block_loop(Loop& l, uint32_t seen_arm) noexcept RACKD_RT {
   }
 }
 
+// [setup] True when `spec` declares the parameters the server laid out in `in`.
+bool same_params(const ModuleSpec& spec, const shm::ModuleIn& in) {
+  if (in.param_count != spec.params.size()) return false;
+  for (uint32_t i = 0; i < in.param_count; ++i)
+    if (spec.params[i].name != std::string_view(in.params[i].name, strnlen(in.params[i].name, shm::kNameBytes)))
+      return false;
+  return true;
+}
+
 void report(shm::ModuleOut* out, const std::string& message) {
   if (out) {
     std::size_t n = std::min<std::size_t>(message.size(), shm::kErrorBytes - 1);
@@ -329,20 +338,12 @@ int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Pr
 
   Loop l;
   toml::table config;
+  ModuleSpec configured = spec;
+  Outputs outputs;
   try {
     if (strncmp(in.type, type, shm::kNameBytes) != 0)
       throw std::runtime_error("slot is a \"" + std::string(in.type, strnlen(in.type, shm::kNameBytes)) +
                                "\", this binary runs \"" + type + "\"");
-    // The server laid the slots out from this executable's --describe; a
-    // mismatch means the file changed since (a rebuild while rackd runs).
-    if (in.param_count != spec.params.size())
-      throw std::runtime_error("the server knows " + std::to_string(in.param_count) + " parameters, this executable " +
-                               std::to_string(spec.params.size()) + " (rebuilt while rackd ran? reload the patch)");
-    for (uint32_t i = 0; i < in.param_count; ++i) {
-      if (spec.params[i].name != std::string_view(in.params[i].name, strnlen(in.params[i].name, shm::kNameBytes)))
-        throw std::runtime_error("parameter " + spec.params[i].name +
-                                 " is not where the server put it (rebuilt while rackd ran? reload the patch)");
-    }
     std::size_t cfg_len = std::min<std::size_t>(in.config_bytes, shm::kConfigBytes);
     try {
       config = toml::parse(std::string_view(in.config, strnlen(in.config, cfg_len)));
@@ -350,6 +351,22 @@ int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Pr
       throw std::runtime_error(std::string("config: ") + std::string(e.description()));
     }
 
+    // The spec as this slot's setup keys make it (the server asked the same
+    // with --describe --config at patch load), when they decide which
+    // parameters there are (an LV2 plugin's ports). A hook that only changes
+    // defaults (eq's preset) is not run again: the slots hold the values, and
+    // a restart must not depend on the preset file still being there.
+    if (spec.configure && !same_params(spec, in)) spec.configure(config, configured);
+    // The server laid the slots out from this executable's --describe; a
+    // mismatch means the file changed since (a rebuild while rackd runs).
+    if (in.param_count != configured.params.size())
+      throw std::runtime_error("the server knows " + std::to_string(in.param_count) + " parameters, this executable " +
+                               std::to_string(configured.params.size()) + " (rebuilt while rackd ran? reload the patch)");
+    for (uint32_t i = 0; i < in.param_count; ++i) {
+      if (configured.params[i].name != std::string_view(in.params[i].name, strnlen(in.params[i].name, shm::kNameBytes)))
+        throw std::runtime_error("parameter " + configured.params[i].name +
+                                 " is not where the server put it (rebuilt while rackd ran? reload the patch)");
+    }
     if (in.out_bus >= h.bus_count || in.out_bus == shm::kDeviceBus)
       throw std::runtime_error("output bus out of range");
     for (uint32_t b = 0; b < h.bus_count; ++b) l.rings.push_back(seg->ring(b));
@@ -373,7 +390,14 @@ int run_module(int argc, char** argv, const ModuleSpec& spec, std::unique_ptr<Pr
     info.in_channels = in.in_channels;
     info.out_channels = in.out_channels;
     info.config = &config;
-    info.spec = &spec;
+    info.spec = &configured;
+    outputs.slot_of_.assign(configured.params.size(), -1);
+    for (std::size_t i = 0, k = 0; i < configured.params.size() && k < kMaxOutputs; ++i)
+      if (configured.params[i].output) outputs.slot_of_[i] = static_cast<int>(k++);
+    outputs.values_ = out->outputs;
+    for (auto& v : out->outputs) v.store(0.0, std::memory_order_relaxed);
+    info.outputs = &outputs;
+    info.state_dir = shm::module_state_dir(opt.segment, name, true);
     info.restarts = in.restarts.load(std::memory_order_relaxed);
     info.control_page = out;
     info.ring_header = l.out_ring.header();

@@ -74,7 +74,7 @@ TEST_F(DispatchTest, StatusReplyCarriesServerAndPerModuleFields) {
   send("/rackd/status", {});
   OscMessage r = reply();
   EXPECT_EQ(r.address, "/rackd/status.reply");
-  ASSERT_EQ(r.types(), "iihhhi" + std::string("sssffhhii") + "sssffhhii");
+  ASSERT_EQ(r.types(), "iihhhi" + std::string("sssffhhiii") + "sssffhhiii");
   EXPECT_EQ(r.args[0].i, 48000);
   EXPECT_EQ(r.args[1].i, 128);
   EXPECT_EQ(r.args[2].i, 1000);
@@ -84,11 +84,12 @@ TEST_F(DispatchTest, StatusReplyCarriesServerAndPerModuleFields) {
   EXPECT_EQ(r.args[6].s, "src");
   EXPECT_EQ(r.args[7].s, "capture");
   EXPECT_EQ(r.args[8].s, "running");
-  EXPECT_EQ(r.args[15].s, "p");
-  EXPECT_NEAR(r.args[18].d, 0.5, 0.001);
-  EXPECT_NEAR(r.args[19].d, 1.0, 0.001);
-  EXPECT_EQ(r.args[20].i, 7);
-  EXPECT_EQ(r.args[21].i, 3);
+  EXPECT_EQ(r.args[15].i, 0);  // latency_frames
+  EXPECT_EQ(r.args[16].s, "p");
+  EXPECT_NEAR(r.args[19].d, 0.5, 0.001);
+  EXPECT_NEAR(r.args[20].d, 1.0, 0.001);
+  EXPECT_EQ(r.args[21].i, 7);
+  EXPECT_EQ(r.args[22].i, 3);
   expect_error("/rackd/status", {OscArg::int32(1)}, "no arguments");
 }
 

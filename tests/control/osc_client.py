@@ -45,7 +45,7 @@ def get(addr):
 r = request("/rackd/status", want="/rackd/status.reply")
 if r[1][0] != 48000 or r[1][1] != 128 or r[1][5] != 2:
     fail("status header %r" % (r[1][:6],))
-if r[1][6] != "src" or r[1][15] != "p" or r[1][8] != "running":
+if r[1][6] != "src" or r[1][16] != "p" or r[1][8] != "running":
     fail("status modules %r" % (r[1],))
 
 # set + sync + get

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <thread>
 
@@ -69,7 +71,17 @@ TEST(Modules, ListAndDescribeTheShippedTypes) {
   ASSERT_EQ(eq.status, 0) << eq.err;
   EXPECT_NE(eq.out.find("band/32/channel"), std::string::npos);
   EXPECT_NE(eq.out.find("preset"), std::string::npos);
-  EXPECT_NE(eq.out.find("parameter defaults follow from the setup keys"), std::string::npos);
+  EXPECT_NE(eq.out.find("parameters follow from the setup keys: rackd describe eq --config"), std::string::npos);
+  // With setup keys: the defaults a module with them has (--describe --config).
+  const Result banded =
+      run({bin("rackd"), "describe", "eq", "--config", "bands = [{ type = \"peak\", freq = 250.0, gain = -4.5 }]"});
+  ASSERT_EQ(banded.status, 0) << banded.err;
+  EXPECT_NE(banded.out.find("band/1/gain          float     -30..30        default -4.5"), std::string::npos)
+      << banded.out;
+  const Result missing = run({bin("rackd"), "describe", "eq", "--config", "preset = \"/nonexistent.txt\""});
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.err.find("rackd describe: /nonexistent.txt: cannot open preset file"), std::string::npos)
+      << missing.err;
   const Result hrir = run({bin("rackd"), "describe", "hrir"});
   EXPECT_NE(hrir.out.find("input:      by layout: 2.0 2, 5.1 6, 7.1 8, 7.1.4 12 (default 7.1)"), std::string::npos)
       << hrir.out;
@@ -205,6 +217,52 @@ TEST(Modules, SwappedParameterDeclarationsChangeNothingObservable) {
   for (std::size_t i = 0; i < 2400; ++i) peak_early = std::max(peak_early, std::abs(out[0].ch[0][i]));
   for (std::size_t i = 11000; i < 13000; ++i) peak_bypass = std::max(peak_bypass, std::abs(out[0].ch[0][i]));
   EXPECT_GT(peak_bypass, peak_early * 1.5f);
+}
+
+// A value a module reports (an output parameter: chaos's `blocks`) is read
+// with /get, refused as a set and as a patch key, and not written by save.
+TEST(Modules, OutputsAreReadNotWritten) {
+  const std::string d = temp_dir();
+  std::string patch = patch_with("chaos");
+  patch.replace(patch.find("gain_db = -6.0"), 14, "mode = 0");
+  write(d + "/c.toml", patch, false);
+  const uint16_t port = free_udp_port();
+  Process rackd({bin("rackd"), "run", d + "/c.toml", "--device", "null", "--osc-port", std::to_string(port)});
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {bin("rackctl"), "--port", std::to_string(port)});
+    return run(args, std::chrono::seconds(30));
+  };
+  bool up = false;
+  for (int i = 0; i < 200 && !up; ++i) {
+    up = ctl({"graph"}).status == 0;
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(up) << rackd.err();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Result a = ctl({"get", "/p/blocks"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const Result b = ctl({"get", "/p/blocks"});
+  ASSERT_EQ(a.status, 0) << a.err;
+  auto number = [](const std::string& s) { return std::strtod(s.substr(s.find_first_of("0123456789")).c_str(), nullptr); };
+  EXPECT_GT(number(a.out), 0) << a.out;
+  EXPECT_GT(number(b.out), number(a.out)) << a.out << " then " << b.out;
+  const Result set = ctl({"set", "/p/blocks", "3"});
+  EXPECT_NE(set.status, 0);
+  EXPECT_NE(set.err.find("is a value the module reports (read-only)"), std::string::npos) << set.err;
+  EXPECT_EQ(ctl({"save", d + "/saved.toml"}).status, 0);
+  std::ifstream saved(d + "/saved.toml");
+  const std::string text((std::istreambuf_iterator<char>(saved)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("\nblocks"), std::string::npos) << text;
+  rackd.signal(SIGINT);
+  EXPECT_EQ(rackd.wait(std::chrono::seconds(20)), 0) << rackd.err();
+
+  write(d + "/bad.toml", patch_with("chaos").replace(patch_with("chaos").find("gain_db = -6.0"), 14, "blocks = 1"),
+        false);
+  const Result refused = run({bin("rackd"), "check", d + "/bad.toml"});
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_NE(refused.err.find("bad.toml:10: module \"p\": \"blocks\" is a value the module reports (read-only"),
+            std::string::npos)
+      << refused.err;
 }
 
 }  // namespace
