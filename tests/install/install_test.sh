@@ -69,7 +69,7 @@ exercise() {
 
   step "files under $p"
   for f in bin/rackd bin/rackctl libexec/rackd/rackd-capture libexec/rackd/rackd-passthrough \
-    libexec/rackd/rackd-eq libexec/rackd/rackd-hrir libexec/rackd/user-service; do
+    libexec/rackd/rackd-eq libexec/rackd/rackd-hrir libexec/rackd/rackd-lv2 libexec/rackd/user-service; do
     [[ -x $p/$f ]] || fail "$p/$f missing or not executable"
   done
   [[ ! -e $p/libexec/rackd/rackd-chaos ]] || fail "the chaos test module is installed"
