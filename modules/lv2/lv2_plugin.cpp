@@ -121,9 +121,9 @@ void fill_param(const World& w, const LilvPlugin* plugin, const LilvPort* port, 
 }
 
 // Control output ports are reported parameters (output = true), named the
-// same way. rackd parameter names are a-z, 0-9, _, - and / (at most 31 bytes); LV2
-// symbols are C identifiers. A symbol with capitals is lowercased ("HPfreq"
-// -> "hpfreq"); the patch's own keys (name, type, input, plugin) get "_port"
+// same way. rackd parameter names are a-z, A-Z, 0-9, _, - and / (at most 31
+// bytes); LV2 symbols are C identifiers, so a symbol is its parameter's name
+// ("HPfreq" is /<module>/HPfreq); the patch's own keys (name, type, input, plugin) get "_port"
 // ("type" -> "type_port"), and a name that then collides gets "_2", "_3"...;
 // the help names the LV2 symbol whenever it differs.
 constexpr std::size_t kMaxNameBytes = 31;
@@ -139,7 +139,6 @@ void name_params(PluginInfo& info) {
       continue;
     }
     std::string base = p.symbol;
-    for (char& c : base) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (std::find(reserved.begin(), reserved.end(), base) != reserved.end()) base += "_port";
     base = base.substr(0, kMaxNameBytes);
     std::string name = base;

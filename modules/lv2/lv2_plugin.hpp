@@ -38,7 +38,7 @@ struct Port {
   bool input = false;
   bool optional = false;  // lv2:connectionOptional
   bool latency = false;   // lv2:reportsLatency / the "latency" symbol on an output
-  ParamSpec param;        // control ports: the rackd parameter (name: the symbol in lower case;
+  ParamSpec param;        // control ports: the rackd parameter (name: the port symbol;
                           // outputs: output = true, name empty past kMaxOutputs)
 };
 

@@ -32,8 +32,10 @@ std::string text(const json& j, const char* name, const std::string& where, bool
 
 bool valid_name(const std::string& s, bool slash) {
   if (s.empty() || s.size() > shm::kNameBytes - 1) return false;
+  // Parameters (slash) may use capitals too: an LV2 port symbol is kept as it is.
   return std::all_of(s.begin(), s.end(), [slash](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || (slash && c == '/');
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+           (slash && (c == '/' || (c >= 'A' && c <= 'Z')));
   });
 }
 
@@ -141,7 +143,7 @@ TypeSpec parse_description(const std::string& input, const std::string& executab
     ParamSpec s;
     s.name = text(p, "name", who + "a parameter ");
     const std::string where = who + "parameter " + s.name + ": ";
-    if (!valid_name(s.name, true)) bad(where + "not a valid name (a-z, 0-9, _, - and /, at most 31)");
+    if (!valid_name(s.name, true)) bad(where + "not a valid name (a-z, A-Z, 0-9, _, - and /, at most 31)");
     if (!names.insert(s.name).second) bad(where + "declared twice (or a reserved name)");
     s.kind = param_kind(text(p, "kind", where), where);
     s.count = static_cast<uint32_t>(std::min<uint64_t>(field(p, "count", json::value_t::number_unsigned, where).get<uint64_t>(), 99));

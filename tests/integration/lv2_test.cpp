@@ -103,9 +103,7 @@ void expect_like_lv2apply(const Case& c, bool want_bit_exact) {
   write_audio(d + "/in.wav", in);
   std::string keys;
   for (const auto& [sym, v] : c.controls) {
-    std::string name = sym;  // the parameter: the LV2 symbol in lower case
-    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    keys += name + " = " + v + "\n";
+    keys += sym + " = " + v + "\n";  // the parameter: the LV2 port symbol
   }
   const Result r = run({bin("rackd"), "render", write_patch(d, c.uri, keys), "--in", d + "/in.wav", "--out",
                         d + "/out.wav"},
@@ -374,6 +372,30 @@ TEST(RealtimeCounters, SeeAnLv2PluginThatAllocates) {
   EXPECT_GE(allocs, 2u * 48000 / 128) << rtcount::summary(rtcount::read_reports(counts), true);
 }
 #endif
+
+// A plugin that reports latency (x42 dpl, a look-ahead limiter): rackd describe
+// shows it, the exit JSON and /rackd/status carry it; ports keep their
+// symbol's capitals (x42-eq's HPfreq).
+TEST(Lv2, LatencyIsShownAndSymbolsKeepTheirCase) {
+  const std::string uri = "http://gareus.org/oss/lv2/dpl#stereo";
+  const Result desc = run({bin("rackd"), "describe", "lv2", "--config", "plugin = \"" + uri + "\""},
+                          std::chrono::seconds(60), lv2_env());
+  ASSERT_EQ(desc.status, 0) << desc.err;
+  EXPECT_NE(desc.out.find("latency:    64 frames"), std::string::npos) << desc.out;
+  const std::string d = temp_dir();
+  write_audio(d + "/in.wav", noise(4800, 2, 3));
+  const Result r = run({bin("rackd"), "render", write_patch(d, uri, ""), "--in", d + "/in.wav", "--out", d + "/o.wav"},
+                       std::chrono::seconds(60), lv2_env());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json_number(r.out, "fx", "latency_frames"), 64) << r.out;
+
+  const Result eq = run({bin("rackd"), "describe", "lv2", "--config",
+                         "plugin = \"http://gareus.org/oss/lv2/fil4#stereo\""},
+                        std::chrono::seconds(60), lv2_env());
+  EXPECT_NE(eq.out.find("  HPfreq "), std::string::npos) << eq.out;
+  const Result check = run({bin("rackd"), "check", source("patches/lv2-chain.toml")}, std::chrono::seconds(60), lv2_env());
+  EXPECT_EQ(check.status, 0) << check.err;
+}
 
 }  // namespace
 }  // namespace rackd::test
