@@ -13,6 +13,7 @@
 #include <iterator>
 #include <fstream>
 #include <thread>
+#include <utility>
 
 #include "tests/integration/harness.hpp"
 
@@ -55,6 +56,26 @@ std::string patch_with(const std::string& type) {
   s.replace(s.find("%TYPE%"), 6, type);
   return s;
 }
+
+// rackd playing `patch` live on its null device, and rackctl talking to it.
+struct Live {
+  uint16_t port = free_udp_port();
+  Process rackd;
+  Live(const std::string& patch, const std::vector<std::string>& env = {})
+      : rackd({bin("rackd"), "run", patch, "--device", "null", "--osc-port", std::to_string(port)}, env) {}
+  Result ctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {bin("rackctl"), "--port", std::to_string(port)});
+    return run(args, std::chrono::seconds(30));
+  }
+  // [setup] True once rackd answers.
+  bool up() const {
+    for (int i = 0; i < 200; ++i) {
+      if (ctl({"graph"}).status == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+  }
+};
 
 TEST(Modules, ListAndDescribeTheShippedTypes) {
   unsetenv("RACKD_MODULE_PATH");
@@ -158,19 +179,10 @@ TEST(Modules, ATypeInstalledWhileRackdRunsServesTheNextLiveAdd) {
   const std::string d = temp_dir();
   const std::string mods = module_folder(d + "/mods", {"capture", "passthrough"});
   write(d + "/base.toml", patch_with("passthrough"), false);
-  const uint16_t port = free_udp_port();
-  Process rackd({bin("rackd"), "run", d + "/base.toml", "--device", "null", "--osc-port", std::to_string(port)},
-                {"RACKD_MODULE_PATH=" + mods});
-  auto ctl = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {bin("rackctl"), "--port", std::to_string(port)});
-    return run(args, std::chrono::seconds(30));
-  };
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    up = ctl({"graph"}).status == 0;
-    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  ASSERT_TRUE(up) << rackd.err();
+  Live live(d + "/base.toml", {"RACKD_MODULE_PATH=" + mods});
+  Process& rackd = live.rackd;
+  auto ctl = [&](std::vector<std::string> args) { return live.ctl(std::move(args)); };
+  ASSERT_TRUE(live.up()) << rackd.err();
   const Result before = ctl({"add", "q", "passthrough-swapped", "input=p"});
   EXPECT_NE(before.status, 0);
   EXPECT_NE(before.err.find("unknown type \"passthrough-swapped\""), std::string::npos) << before.err;
@@ -226,18 +238,10 @@ TEST(Modules, OutputsAreReadNotWritten) {
   std::string patch = patch_with("chaos");
   patch.replace(patch.find("gain_db = -6.0"), 14, "mode = 0");
   write(d + "/c.toml", patch, false);
-  const uint16_t port = free_udp_port();
-  Process rackd({bin("rackd"), "run", d + "/c.toml", "--device", "null", "--osc-port", std::to_string(port)});
-  auto ctl = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {bin("rackctl"), "--port", std::to_string(port)});
-    return run(args, std::chrono::seconds(30));
-  };
-  bool up = false;
-  for (int i = 0; i < 200 && !up; ++i) {
-    up = ctl({"graph"}).status == 0;
-    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  ASSERT_TRUE(up) << rackd.err();
+  Live live(d + "/c.toml");
+  Process& rackd = live.rackd;
+  auto ctl = [&](std::vector<std::string> args) { return live.ctl(std::move(args)); };
+  ASSERT_TRUE(live.up()) << rackd.err();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   const Result a = ctl({"get", "/p/blocks"});
   std::this_thread::sleep_for(std::chrono::milliseconds(300));

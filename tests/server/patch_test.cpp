@@ -438,7 +438,7 @@ from = "src"
 
 TEST(Patch, Types) {
   EXPECT_TRUE(fails_at("[[module]]\nname = \"q\"\ntype = \"eqq\"\n[output]\nfrom = \"q\"\n", 3,
-                       "module \"q\": unknown type \"eqq\" (types: capture, chaos, eq, hrir, passthrough"));
+                       "module \"q\": unknown type \"eqq\" (types: capture, chaos, eq, hrir, lv2, passthrough"));
   EXPECT_TRUE(fails_at("[[module]]\nname = \"q\"\n[output]\nfrom = \"q\"\n", 1,
                        "module \"q\": missing type"));
 }
