@@ -324,15 +324,16 @@ void Dispatcher::tick(bool meters) {
         send_all(OscMessage{"/" + patch_.modules[i].name + "/" + spec->params[p].name, param_args(spec->params[p], v)});
       }
     }
-    // What the module reports (meters, latency) changes without an epoch.
-    if (const registry::TypeSpec* spec = patch_.modules[i].spec; !subscribers_.empty()) {
-      for (uint32_t p = 0; p < values_[i].size(); ++p) {
-        if (!spec->params[p].output) continue;
-        const ParamValues v = value_of(i, p);
-        if (v == values_[i][p]) continue;
-        values_[i][p] = v;
+    // What the module reports (meters, latency) changes without an epoch;
+    // followed every tick, sent to whoever subscribes.
+    const registry::TypeSpec* spec = patch_.modules[i].spec;
+    for (uint32_t p = 0; p < values_[i].size(); ++p) {
+      if (!spec->params[p].output) continue;
+      const ParamValues v = value_of(i, p);
+      if (v == values_[i][p]) continue;
+      values_[i][p] = v;
+      if (!subscribers_.empty())
         send_all(OscMessage{"/" + patch_.modules[i].name + "/" + spec->params[p].name, param_args(spec->params[p], v)});
-      }
     }
     was = now;
   }

@@ -211,6 +211,33 @@ TEST_F(DispatchTest, SubscribersGetStateChangesParameterChangesAndMeters) {
   EXPECT_TRUE(sent_.empty());
 }
 
+// A value the module reports (an output: chaos's `blocks`, an LV2 meter) is
+// read from its ModuleOut page by /get and by notifications, never set.
+TEST_F(DispatchTest, OutputsAreReadFromTheModuleAndNeverSet) {
+  rig_ = test::make_rig("[[module]]\nname = \"src\"\ntype = \"capture\"\nsource = \"tone\"\n\n"
+                        "[[module]]\nname = \"c\"\ntype = \"chaos\"\ninput = \"src\"\n\n[output]\nfrom = \"c\"\n");
+  make();
+  rig_->segment->module_out(1).outputs[0].store(42.0);
+  send("/c/blocks/get", {});
+  OscMessage r = reply();
+  EXPECT_EQ(r.address, "/c/blocks");
+  ASSERT_EQ(r.types(), "f");
+  EXPECT_EQ(r.args[0].d, 42.0);
+  expect_error("/c/blocks", {OscArg::float32(3.0f)}, "is a value the module reports (read-only)");
+
+  d_->tick(false);  // followed without subscribers too: nothing stale is sent later
+  const Peer a = Peer::loopback(6000);
+  send("/rackd/notify", {OscArg::int32(1)}, a);
+  sent_.clear();
+  d_->tick(false);
+  EXPECT_TRUE(sent_.empty());  // unchanged since the subscription
+  rig_->segment->module_out(1).outputs[0].store(43.0);
+  d_->tick(false);
+  ASSERT_EQ(sent_.size(), 1u);
+  EXPECT_EQ(sent_[0].m.address, "/c/blocks");
+  EXPECT_EQ(sent_[0].m.args[0].d, 43.0);
+}
+
 // Live graph changes move modules between slots: a mapping follows its
 // module by name, and one whose module left answers with an error.
 TEST_F(DispatchTest, MappingsFollowTheirModuleWhenTheGraphChanges) {
