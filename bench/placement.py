@@ -14,7 +14,7 @@ every variant sees the same machine noise. Per run:
   pinned its audio threads to (its log line), if any;
 * the load average when the run started.
 
-    python3 bench/placement.py [--runs 10] [--seconds 8] [--variants auto,auto-nowatch,none]
+    python3 bench/placement.py [--runs 10] [--seconds 8] [--variants auto,auto-noloss,auto-nowatch,none]
                                [--patch patches/tone.toml] [--bin build/release/bin]
                                [--perf DIR]  # perf sched record -a for every run
 
@@ -100,10 +100,13 @@ def one_run(a, jack, variant, index):
         perf = subprocess.Popen(["perf", "sched", "record", "-a", "-o", path, "--", "sleep", str(a.seconds + 2)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
-    # "auto-nowatch": --audio-cpu auto without the watcher that moves a held-up chain.
+    # "auto-nowatch": --audio-cpu auto without the watcher that moves a held-up
+    # chain; "auto-noloss": with it, but without its move after lost cycles.
     env = dict(jack.env, RACKD_OSC_PORT="-1")
     if variant.endswith("-nowatch"):
         env["RACKD_AUDIO_CPU_WATCH"] = "0"
+    if variant.endswith("-noloss"):
+        env["RACKD_AUDIO_CPU_ON_LOSS"] = "0"
     p = subprocess.run([os.path.join(a.bin, "rackd"), "run", a.patch, "--duration", str(a.seconds),
                         "--audio-cpu", variant.split("-")[0]], env=env,
                        capture_output=True, text=True, timeout=a.seconds + 60)
@@ -119,11 +122,12 @@ def one_run(a, jack, variant, index):
     m = re.search(r"modules on CPU (\d+)", p.stderr)
     pinned = int(m.group(1)) if m else -1
     moved = len(re.findall(r"audio threads moved", p.stderr))  # AudioCpuWatch's log lines
+    loss_moves = len(re.findall(r"cycles lost on CPU", p.stderr))  # of them, after lost cycles
     ticks = os.sysconf("SC_CLK_TCK")
     per_cpu = {c: tuple((t1[c][k] - t0[c][k]) / ticks for k in range(3)) for c in t1}
     return {"variant": variant, "rackd_blames": rb, "thru_blames": tb, "overruns": s.get("overruns", -1),
             "p99_us": s.get("cycle_us", {}).get("p99", -1), "max_us": s.get("cycle_us", {}).get("max", -1),
-            "pinned": pinned, "moved": moved, "load": load, "cpu": per_cpu}
+            "pinned": pinned, "moved": moved, "loss_moves": loss_moves, "load": load, "cpu": per_cpu}
 
 
 def summary(values):
@@ -137,7 +141,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="runs per variant")
     ap.add_argument("--seconds", type=float, default=8)
-    ap.add_argument("--variants", default="auto,auto-nowatch,none")
+    ap.add_argument("--variants", default="auto,auto-noloss,auto-nowatch,none")
     ap.add_argument("--patch", default=os.path.join(here, "..", "patches", "tone.toml"))
     ap.add_argument("--bin", default=os.path.join(here, "..", "build", "release", "bin"))
     ap.add_argument("--perf", help="directory for one `perf sched record -a` file per run")
@@ -157,7 +161,7 @@ def main():
                                  sorted(x["cpu"].items()))
                 print(f"run {len(runs):3d} {v:>5}: blames rackd {x['rackd_blames']:3d} thru {x['thru_blames']:3d}"
                       f" | overruns {x['overruns']:3d} p99 {x['p99_us']:6.0f} us max {x['max_us']:8.1f} us"
-                      f" | pinned {x['pinned']:2d} moved {x['moved']} | load {x['load']:.2f} | {steal}", flush=True)
+                      f" | pinned {x['pinned']:2d} moved {x['moved']} (lost cycles {x['loss_moves']}) | load {x['load']:.2f} | {steal}", flush=True)
     finally:
         jack.stop()
     if a.json:
@@ -170,7 +174,8 @@ def main():
         print(f"{v:>5}: blames rackd {summary([x['rackd_blames'] for x in rs])}, "
               f"jack_thru {summary([x['thru_blames'] for x in rs])}; overruns {summary([x['overruns'] for x in rs])};"
               f" cycle p99 {summary([x['p99_us'] for x in rs])} us, max {summary([x['max_us'] for x in rs])} us;"
-              f" bad runs (> {BAD_BLAMES} blames) {bad}/{len(rs)}")
+              f" bad runs (> {BAD_BLAMES} blames) {bad}/{len(rs)};"
+              f" runs with a move {sum(1 for x in rs if x['moved'])}, after lost cycles {sum(1 for x in rs if x['loss_moves'])}")
 
 
 if __name__ == "__main__":

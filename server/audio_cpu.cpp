@@ -174,10 +174,14 @@ void pin_thread_away_from(const std::vector<int>& cpus, int cpu) {
 
 }  // namespace
 
-AudioCpuWatch::AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns)
-    : server_(server), device_thread_(device_thread), cpu_(cpu), period_ns_(period_ns) {
-  // RACKD_AUDIO_CPU_WATCH=0 turns the watcher off (bench/placement.py measures both).
+AudioCpuWatch::AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns,
+                             const std::atomic<uint64_t>& overruns)
+    : server_(server), device_thread_(device_thread), cpu_(cpu), period_ns_(period_ns), overruns_(overruns) {
+  // RACKD_AUDIO_CPU_WATCH=0 turns the watcher off, RACKD_AUDIO_CPU_ON_LOSS=0
+  // only its moves after lost cycles (bench/placement.py measures each).
   if (const char* env = std::getenv("RACKD_AUDIO_CPU_WATCH"); env && std::strcmp(env, "0") == 0) return;
+  if (const char* env = std::getenv("RACKD_AUDIO_CPU_ON_LOSS"); env && std::strcmp(env, "0") == 0)
+    move_on_loss_ = false;
   device_tid_ = find_device_tid(cpu);
   cpus_ = allowed_cpus();  // here: the watcher itself runs on fewer
   if (device_tid_ <= 0 || next_cpu(cpus_, cpu) < 0) return;
@@ -202,23 +206,37 @@ bool AudioCpuWatch::held_up() {
   return false;
 }
 
-void AudioCpuWatch::move_to(int cpu, uint64_t stalled_ns) {
+void AudioCpuWatch::set_chain_cpus(const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : cpus) CPU_SET(c, &set);
+  pthread_setaffinity_np(device_thread_, sizeof set, &set);
+  // By process id: a module's block loop is its main thread.
+  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
+    const pid_t pid = server_.supervisor().pid_of(slot);
+    if (pid > 0) sched_setaffinity(pid, sizeof set, &set);
+  }
+}
+
+void AudioCpuWatch::move_to(int cpu, const char* why) {
   const int from = cpu_;
   cpu_ = cpu;
   // The field first: a module that restarts from now on reads it.
   server_.engine().segment().header().audio_cpu.store(cpu, std::memory_order_seq_cst);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(device_thread_, sizeof set, &set);
-  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
-    const pid_t pid = server_.supervisor().pid_of(slot);
-    if (pid > 0) try_pin_to_cpu(pid, cpu);
-  }
+  set_chain_cpus({cpu});
   pin_thread_away_from(cpus_, cpu);
-  moves_.fetch_add(1, std::memory_order_relaxed);
-  std::fprintf(stderr, "rackd: audio threads moved from CPU %d to CPU %d: CPU %d held them up (no cycle for %.1f ms)\n",
-               from, cpu, from, static_cast<double>(stalled_ns) / 1e6);
+  std::fprintf(stderr, "rackd: audio threads moved from CPU %d to CPU %d: %s\n", from, cpu, why);
+}
+
+void AudioCpuWatch::lost_cycles(uint64_t& lost, uint64_t& restarts) const {
+  lost = overruns_.load(std::memory_order_relaxed);
+  restarts = 0;
+  shm::Segment& seg = server_.engine().segment();
+  for (uint32_t slot = 0; slot < shm::kMaxModules; ++slot) {
+    const shm::ModuleIn& in = seg.module_in(slot);
+    lost += in.late.load(std::memory_order_relaxed);
+    restarts += in.restarts.load(std::memory_order_relaxed);
+  }
 }
 
 void AudioCpuWatch::run() {
@@ -234,15 +252,70 @@ void AudioCpuWatch::run() {
   constexpr uint64_t kLookNs = 10'000'000;
   constexpr uint64_t kConfirmNs = 1'000'000;
   constexpr uint64_t kMoveGapNs = 250'000'000;
+  constexpr uint64_t kWindowNs = 1'000'000'000;
+  constexpr uint64_t kPendingNs = 100'000'000;
+  constexpr uint64_t kLossMoveGapNs = 2'000'000'000;
+  constexpr uint64_t kLossMoveGapMaxNs = 64'000'000'000;
+  constexpr uint64_t kLossCalmNs = 30'000'000'000;
   const uint64_t stall_ns = period_ns_ * 3 / 2;
   uint64_t last_cycles = server_.engine().cycles();
   uint64_t last_change = shm::now_ns();
   uint64_t last_move = 0;
+  uint64_t window_start = last_change;
+  uint64_t lost = 0, restarts = 0;
+  lost_cycles(lost, restarts);
+  uint64_t window_lost = lost, window_restarts = restarts;
+  uint64_t pending_at = 0;  // when the window reached kMoveLost
+  uint64_t loss_gap = kLossMoveGapNs;
+  uint64_t last_loss_move = 0;
   int looks = 0;
+  char why[160];
   while (!stop_.load(std::memory_order_relaxed)) {
     const timespec pause{0, static_cast<long>(looks > 0 ? kConfirmNs : kLookNs)};
     clock_nanosleep(CLOCK_MONOTONIC, 0, &pause, nullptr);
     const uint64_t now = shm::now_ns();
+    if (move_on_loss_) {
+      lost_cycles(lost, restarts);
+      // A slot given to a new module (a live edit) starts its counters at 0.
+      if (lost < window_lost || restarts < window_restarts) {
+        pending_at = 0;
+        window_start = now;
+        window_lost = lost;
+        window_restarts = restarts;
+      }
+      if (pending_at == 0 && now - window_start >= kWindowNs) {
+        window_start = now;
+        window_lost = lost;
+        window_restarts = restarts;
+      }
+      if (pending_at == 0 && lost - window_lost >= kMoveLost && now - last_move >= loss_gap) pending_at = now;
+      // A module that hangs or dies is late too, through no fault of the CPU:
+      // the supervisor restarts it within its hang limit (50 ms), so the
+      // watcher waits 100 ms and moves only if no module restarted.
+      if (pending_at != 0 && now - pending_at >= kPendingNs) {
+        const int to = next_cpu(cpus_, cpu_);
+        if (restarts == window_restarts && to >= 0) {
+          std::snprintf(why, sizeof why,
+                        "%llu cycles lost on CPU %d within a second (overruns and late blocks: it lost time to "
+                        "the host or to a held kernel path)",
+                        static_cast<unsigned long long>(lost - window_lost), cpu_);
+          move_to(to, why);
+          loss_moves_.fetch_add(1, std::memory_order_relaxed);
+          // Both CPUs losing cycles (or a module too slow for its block):
+          // each move that follows the last within 30 s waits twice as long.
+          loss_gap = last_loss_move != 0 && now - last_loss_move < kLossCalmNs
+                         ? std::min(loss_gap * 2, kLossMoveGapMaxNs)
+                         : kLossMoveGapNs;
+          last_loss_move = now;
+          last_move = now;
+          looks = 0;
+        }
+        pending_at = 0;
+        window_start = now;
+        window_lost = lost;
+        window_restarts = restarts;
+      }
+    }
     const uint64_t cycles = server_.engine().cycles();
     if (cycles != last_cycles) {
       last_cycles = cycles;
@@ -255,7 +328,10 @@ void AudioCpuWatch::run() {
     if (looks < 2) continue;
     const int to = next_cpu(cpus_, cpu_);
     if (to < 0) return;
-    move_to(to, now - last_change);
+    std::snprintf(why, sizeof why, "CPU %d held them up (no cycle for %.1f ms)", cpu_,
+                  static_cast<double>(now - last_change) / 1e6);
+    move_to(to, why);
+    moves_.fetch_add(1, std::memory_order_relaxed);
     last_move = now;
     looks = 0;
   }

@@ -59,35 +59,59 @@ class Server;
 // the log saying what was done and why.
 std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t rt_priority);
 
-// Moves a pinned chain off a CPU that holds it up. On a kernel without
-// in-kernel preemption (CONFIG_PREEMPT_NONE, as on the project's VMs) an
-// ordinary task inside a long system call or page fault keeps its CPU for
-// 10-150 ms, and a SCHED_FIFO thread woken there waits all that time: the
-// kernel does not pull it to an idle or user-mode CPU (see docs/realtime.md).
-// Unpinned threads are caught as often, but only some of the chain at a time;
-// a pinned chain cannot leave at all. This watcher, a thread of its own at
-// SCHED_FIFO 1 on a CPU other than the audio CPU, looks every 10 ms (each
-// wake-up costs CPU that counts against rackd): when the device has not cycled
-// for 1.5 periods while a thread of the chain (device thread or a module's
-// block loop) is runnable on the audio CPU in two looks in a row (the second
-// 1 ms after the first), it moves the chain (and the CPU restarted modules
-// read) to another CPU, at most every 250 ms, and logs a line. So a stall is
-// acted on after 10-21 ms: the long ones (tens to hundreds of ms, seen here).
+// Keeps a pinned chain where it can run. Two ways a pinned CPU stops running
+// the chain, both measured on the project's VMs (docs/realtime.md):
+//
+// * Held in the guest. On a kernel without in-kernel preemption
+//   (CONFIG_PREEMPT_NONE) an ordinary task inside a long system call or page
+//   fault keeps its CPU for 10-150 ms, and a SCHED_FIFO thread woken there
+//   waits all that time. When the device has not cycled for 1.5 periods while
+//   a thread of the chain (device thread or a module's block loop) is
+//   runnable on the audio CPU in two looks in a row (the second 1 ms after the
+//   first), the watcher moves the chain (and the CPU restarted modules read)
+//   to another CPU, at most every 250 ms, and logs a line.
+// * Taken by the host. The hypervisor stops a vCPU for 0.5-12 ms at a time,
+//   in stretches that last seconds and hit one vCPU more than the other; the
+//   guest does not see it (no steal time is reported; bench/vcpu_gaps). A
+//   chain pinned to that vCPU overruns its period or delivers late every few
+//   cycles. So when the device's overruns and the modules' late blocks add up
+//   to kMoveLost within a second, and no module restarted in that time or in
+//   the 100 ms after (a hung or dead module is late too), the watcher moves
+//   the chain to the other CPU and logs a line: at most every 2 s, and each
+//   such move within 30 s of the last waits twice as long (up to 64 s), so a
+//   machine losing cycles on every CPU, or a module too slow for its block,
+//   does not move it back and forth. Pinned
+//   stays better than floating here: unpinned, the same one-module chain
+//   loses cycles on both vCPUs (docs/realtime.md). RACKD_AUDIO_CPU_ON_LOSS=0
+//   turns this rule off (bench/placement.py measures both).
+//
+// The watcher is a thread of its own at SCHED_FIFO 1 on a CPU other than the
+// audio CPU. It looks every 10 ms (each wake-up costs CPU that counts against
+// rackd), so a held CPU is acted on after 10-21 ms.
 class AudioCpuWatch {
  public:
   // [setup] After pin_live() put the chain on `cpu`. Does nothing when there
   // is no other CPU to move to or the device thread's id cannot be found.
-  AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns);
+  // `overruns` counts the device's cycles that took longer than the period.
+  AudioCpuWatch(Server& server, pthread_t device_thread, int cpu, uint64_t period_ns,
+                const std::atomic<uint64_t>& overruns);
   ~AudioCpuWatch();  // stops the watcher
   AudioCpuWatch(const AudioCpuWatch&) = delete;
   AudioCpuWatch& operator=(const AudioCpuWatch&) = delete;
-  // [any] How often the chain was moved.
+  // [any] How often the chain was moved off a CPU that held it up, and off
+  // one on which it lost cycles.
   uint32_t moves() const noexcept { return moves_.load(std::memory_order_relaxed); }
+  uint32_t loss_moves() const noexcept { return loss_moves_.load(std::memory_order_relaxed); }
+
+  static constexpr uint64_t kMoveLost = 3;  // overruns and late blocks within one second
 
  private:
   void run();                     // [control] the watcher thread
   bool held_up();                 // [control] a chain thread runnable on cpu_
-  void move_to(int cpu, uint64_t stalled_ns);
+  void move_to(int cpu, const char* why);
+  void set_chain_cpus(const std::vector<int>& cpus);  // device thread and block loops
+  // Overruns plus every module's late blocks, and every module's restarts.
+  void lost_cycles(uint64_t& lost, uint64_t& restarts) const;
 
   Server& server_;
   pthread_t device_thread_;
@@ -95,8 +119,11 @@ class AudioCpuWatch {
   int cpu_;
   std::vector<int> cpus_;         // the CPUs rackd may use
   uint64_t period_ns_;
+  const std::atomic<uint64_t>& overruns_;
+  bool move_on_loss_ = true;
   std::atomic<bool> stop_{false};
   std::atomic<uint32_t> moves_{0};
+  std::atomic<uint32_t> loss_moves_{0};
   std::thread thread_;
 };
 

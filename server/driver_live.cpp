@@ -251,7 +251,7 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     else if (!state.have_thread.load(std::memory_order_acquire)) pinning = "audio threads not pinned: no callback yet";
     else {
       pinning = pin_live(server, state.thread, cpu, cfg.rt_priority);
-      watch = std::make_unique<AudioCpuWatch>(server, state.thread, cpu, state.period_ns);
+      watch = std::make_unique<AudioCpuWatch>(server, state.thread, cpu, state.period_ns, state.overruns);
     }
   }
   std::fprintf(stderr, "rackd: %s\n", pinning.c_str());
@@ -294,6 +294,8 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
     }
     std::this_thread::sleep_for(std::chrono::nanoseconds(t_end ? std::min(kPollNs, t_end - now) : kPollNs));
   }
+  const uint32_t cpu_moves = watch ? watch->moves() : 0;
+  const uint32_t cpu_loss_moves = watch ? watch->loss_moves() : 0;
   watch.reset();
   if (osc) osc->stop();
   device->stop();
@@ -302,9 +304,10 @@ int run_live(const Patch& patch, const LiveOptions& opt) {
   char extra[512];
   std::snprintf(extra, sizeof extra,
                 "\"overruns\":%llu,\"cycle_us\":{\"p50\":%.0f,\"p99\":%.0f,\"max\":%.1f},\"rate\":%u,"
-                "\"block\":%u,",
+                "\"block\":%u,\"audio_cpu\":{\"moves_held\":%u,\"moves_lost\":%u},",
                 static_cast<unsigned long long>(state.overruns.load()), percentile_us(state.hist_us, 0.5),
-                percentile_us(state.hist_us, 0.99), state.max_ns.load() / 1e3, cfg.rate_hz, cfg.block_frames);
+                percentile_us(state.hist_us, 0.99), state.max_ns.load() / 1e3, cfg.rate_hz, cfg.block_frames,
+                cpu_moves, cpu_loss_moves);
   const std::string all = extra + device->summary_json();
   std::printf("%s\n", server.summary_json(state.xruns.load() + state.wrong_size.load(), all).c_str());
   std::fflush(stdout);
