@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <signal.h>
 #include <sndfile.h>
 #include <spawn.h>
@@ -388,6 +389,21 @@ void expect_device_kept_playing(double cycles, double seconds) {
   ::testing::Test::RecordProperty("cycles", std::to_string(cycles));
   EXPECT_GT(cycles, 0.5 * expected) << "the device stalled";
   EXPECT_LT(cycles, 1.1 * expected);
+}
+
+std::vector<int> cpus_of(pid_t tid) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (sched_getaffinity(tid, sizeof set, &set) != 0) return out;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) out.push_back(c);
+  return out;
+}
+
+int logged(const std::string& err, const std::string& key) {
+  const size_t at = err.find(key);
+  return at == std::string::npos ? -1 : std::atoi(err.c_str() + at + key.size());
 }
 
 bool segment_exists_for(pid_t pid) {

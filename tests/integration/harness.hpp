@@ -125,6 +125,12 @@ std::string kill_p1_and_expect_recovery(Process& p, double seconds);
 long fd_count(pid_t pid);
 long rss_kb(pid_t pid);
 
+// The CPUs thread `tid` may run on (0: the caller), in order.
+std::vector<int> cpus_of(pid_t tid);
+
+// The number after the first `key` in a log, or -1.
+int logged(const std::string& err, const std::string& key);
+
 // Segments in /dev/shm whose name starts with "rackd-<uid>-<pid>".
 bool segment_exists_for(pid_t pid);
 

@@ -59,16 +59,6 @@ std::string cpu_list(const std::vector<int>& cpus) {
   return s;
 }
 
-std::vector<int> cpus_of(pid_t tid) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> out;
-  if (sched_getaffinity(tid, sizeof set, &set) != 0) return out;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &set)) out.push_back(c);
-  return out;
-}
-
 std::vector<ThreadInfo> threads_of(pid_t pid) {
   std::vector<ThreadInfo> out;
   std::error_code ec;
@@ -83,12 +73,6 @@ std::vector<ThreadInfo> threads_of(pid_t pid) {
     out.push_back(t);
   }
   return out;
-}
-
-// The number after `key` in rackd's log, or -1.
-int logged(const std::string& err, const std::string& key) {
-  const size_t at = err.find(key);
-  return at == std::string::npos ? -1 : std::atoi(err.c_str() + at + key.size());
 }
 
 // The audio CPU now: where rackd pinned the chain, or where its CPU watcher
