@@ -206,24 +206,19 @@ bool AudioCpuWatch::held_up() {
   return false;
 }
 
-void AudioCpuWatch::set_chain_cpus(const std::vector<int>& cpus) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  for (int c : cpus) CPU_SET(c, &set);
-  pthread_setaffinity_np(device_thread_, sizeof set, &set);
-  // By process id: a module's block loop is its main thread.
-  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
-    const pid_t pid = server_.supervisor().pid_of(slot);
-    if (pid > 0) sched_setaffinity(pid, sizeof set, &set);
-  }
-}
-
 void AudioCpuWatch::move_to(int cpu, const char* why) {
   const int from = cpu_;
   cpu_ = cpu;
   // The field first: a module that restarts from now on reads it.
   server_.engine().segment().header().audio_cpu.store(cpu, std::memory_order_seq_cst);
-  set_chain_cpus({cpu});
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(device_thread_, sizeof set, &set);
+  for (uint32_t slot = 0; slot < server_.engine().patch().modules.size(); ++slot) {
+    const pid_t pid = server_.supervisor().pid_of(slot);
+    if (pid > 0) try_pin_to_cpu(pid, cpu);  // by process id: a module's block loop is its main thread
+  }
   pin_thread_away_from(cpus_, cpu);
   std::fprintf(stderr, "rackd: audio threads moved from CPU %d to CPU %d: %s\n", from, cpu, why);
 }
@@ -265,6 +260,11 @@ void AudioCpuWatch::run() {
   uint64_t lost = 0, restarts = 0;
   lost_cycles(lost, restarts);
   uint64_t window_lost = lost, window_restarts = restarts;
+  auto new_window = [&](uint64_t at) {
+    window_start = at;
+    window_lost = lost;
+    window_restarts = restarts;
+  };
   uint64_t pending_at = 0;  // when the window reached kMoveLost
   uint64_t loss_gap = kLossMoveGapNs;
   uint64_t last_loss_move = 0;
@@ -279,15 +279,9 @@ void AudioCpuWatch::run() {
       // A slot given to a new module (a live edit) starts its counters at 0.
       if (lost < window_lost || restarts < window_restarts) {
         pending_at = 0;
-        window_start = now;
-        window_lost = lost;
-        window_restarts = restarts;
+        new_window(now);
       }
-      if (pending_at == 0 && now - window_start >= kWindowNs) {
-        window_start = now;
-        window_lost = lost;
-        window_restarts = restarts;
-      }
+      if (pending_at == 0 && now - window_start >= kWindowNs) new_window(now);
       if (pending_at == 0 && lost - window_lost >= kMoveLost && now - last_move >= loss_gap) pending_at = now;
       // A module that hangs or dies is late too, through no fault of the CPU:
       // the supervisor restarts it within its hang limit (50 ms), so the
@@ -311,9 +305,7 @@ void AudioCpuWatch::run() {
           looks = 0;
         }
         pending_at = 0;
-        window_start = now;
-        window_lost = lost;
-        window_restarts = restarts;
+        new_window(now);
       }
     }
     const uint64_t cycles = server_.engine().cycles();

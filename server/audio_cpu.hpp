@@ -80,10 +80,10 @@ std::string pin_live(Server& server, pthread_t device_thread, int cpu, uint32_t 
 //   the chain to the other CPU and logs a line: at most every 2 s, and each
 //   such move within 30 s of the last waits twice as long (up to 64 s), so a
 //   machine losing cycles on every CPU, or a module too slow for its block,
-//   does not move it back and forth. Pinned
-//   stays better than floating here: unpinned, the same one-module chain
-//   loses cycles on both vCPUs (docs/realtime.md). RACKD_AUDIO_CPU_ON_LOSS=0
-//   turns this rule off (bench/placement.py measures both).
+//   does not move it back and forth. Pinned stays better than floating here:
+//   unpinned, the same one-module chain loses cycles on both vCPUs
+//   (docs/realtime.md). RACKD_AUDIO_CPU_ON_LOSS=0 turns this rule off
+//   (bench/placement.py measures both).
 //
 // The watcher is a thread of its own at SCHED_FIFO 1 on a CPU other than the
 // audio CPU. It looks every 10 ms (each wake-up costs CPU that counts against
@@ -109,7 +109,6 @@ class AudioCpuWatch {
   void run();                     // [control] the watcher thread
   bool held_up();                 // [control] a chain thread runnable on cpu_
   void move_to(int cpu, const char* why);
-  void set_chain_cpus(const std::vector<int>& cpus);  // device thread and block loops
   // Overruns plus every module's late blocks, and every module's restarts.
   void lost_cycles(uint64_t& lost, uint64_t& restarts) const;
 
