@@ -42,9 +42,11 @@ pid_t device_thread(pid_t rackd, int priority) {
   return found;
 }
 
-// The CPU of rackd's last "audio threads moved from CPU a to CPU b" line, or -1.
-int last_move_target(const std::string& err) {
-  const size_t at = err.rfind("audio threads moved from CPU ");
+// The CPU b of rackd's first (or last) "audio threads moved from CPU a to CPU
+// b" line, or -1.
+int move_target(const std::string& err, bool last) {
+  constexpr const char* kMoved = "audio threads moved from CPU ";
+  const size_t at = last ? err.rfind(kMoved) : err.find(kMoved);
   const size_t to = at == std::string::npos ? at : err.find(" to CPU ", at);
   return to == std::string::npos ? -1 : std::atoi(err.c_str() + to + 8);
 }
@@ -141,12 +143,12 @@ TEST(AudioCpuLive, AChainThatLosesCyclesOnItsCpuMovesToAnother) {
   // cycles on the other CPU afterwards (a vCPU the host takes away), and the
   // watcher may then move the chain again: the threads follow its last move.
   const std::string err = p.err();
-  const size_t first = err.find(" to CPU ", err.find("audio threads moved from CPU "));
-  ASSERT_NE(first, std::string::npos) << err;
-  EXPECT_NE(std::atoi(err.c_str() + first + 8), s.audio_cpu) << err;
+  const int first = move_target(err, false);
+  ASSERT_GE(first, 0) << err;
+  EXPECT_NE(first, s.audio_cpu) << err;
   for (int attempt = 0; attempt < 3; ++attempt) {
     const std::string before = p.err();
-    const int now = last_move_target(before);
+    const int now = move_target(before, true);
     const std::vector<int> module_cpus = cpus_of(module), device_cpus = cpus_of(device);
     // A move sets the threads' CPUs, then logs: a line that comes within
     // 20 ms means one happened while we looked.
@@ -185,12 +187,12 @@ TEST(AudioCpuLive, AChainHeldUpOnItsCpuMovesToAnother) {
     EXPECT_TRUE(wait_for(p, "audio threads moved from CPU ", std::chrono::seconds(4))) << p.err();
   }
   const std::string err = p.err();
-  const size_t to = err.find(" to CPU ", err.find("audio threads moved from CPU "));
-  ASSERT_NE(to, std::string::npos) << err;
-  EXPECT_NE(std::atoi(err.c_str() + to + 8), s.audio_cpu);
+  const int to = move_target(err, false);
+  ASSERT_GE(to, 0) << err;
+  EXPECT_NE(to, s.audio_cpu) << err;
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   if (p.err() == err) {
-    EXPECT_EQ(cpus_of(modules[0]), std::vector<int>{last_move_target(err)}) << err;
+    EXPECT_EQ(cpus_of(modules[0]), std::vector<int>{move_target(err, true)}) << err;
   }
   EXPECT_EQ(err.find("cycles lost on CPU"), std::string::npos) << err;
   ASSERT_EQ(p.wait(std::chrono::seconds(30)), 0) << err;
