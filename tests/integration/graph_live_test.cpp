@@ -320,18 +320,21 @@ class Editor {
     }
   }
 
-  // Late blocks of the untouched branch since the last call, put down to the
-  // edit just made (a figure: which kind of edit coincides with late blocks).
-  void note_late() {
+  // Late blocks of the untouched branch (keep + keep_p) now.
+  double late_now() {
     const std::string st = ctl({"status", "--json"}).out;
-    const double late = json_number(st, "keep", "late") + json_number(st, "keep_p", "late");
-    if (last_late_ >= 0 && late > last_late_) late_by_op_[op_] += late - last_late_;
-    last_late_ = late;
+    return json_number(st, "keep", "late") + json_number(st, "keep_p", "late");
+  }
+  // Late blocks near the edit just made, put down to it (a figure: which kind
+  // of edit coincides with late blocks).
+  void note_late(double late) {
+    noted_late_ = true;
+    if (late > 0) late_by_op_[op_] += late;
   }
 
   void print_counts() const {
-    if (last_late_ >= 0) {
-      std::printf("[ figures  ] late blocks of keep + keep_p by the edit they followed:");
+    if (noted_late_) {
+      std::printf("[ figures  ] late blocks of keep + keep_p near each kind of edit:");
       for (const auto& [op, n] : late_by_op_) std::printf(" %s %.0f;", op.c_str(), n);
       std::printf("\n");
     }
@@ -362,7 +365,7 @@ class Editor {
   bool kept_failed_ = false;
   std::map<std::string, std::pair<int, int>> counts_;  // op -> ok, tried
   std::string op_ = "none";                             // the last edit made
-  double last_late_ = -1;
+  bool noted_late_ = false;
   std::map<std::string, double> late_by_op_;
 };
 
@@ -456,6 +459,31 @@ Steady measure(Editor& ed, Process& p, const std::string& jack) {
   return {fd_count(p.pid()), rss_kb(p.pid()), shm_entries(p.pid(), jack)};
 }
 
+// Late blocks of the untouched branch (keep + keep_p) cut into windows: near
+// each edit (from just before it until 150 ms after it returned) and away
+// from the edits (the rest of each 0.5 s).
+struct LateSplit {
+  enum Window { kAway, kNear };
+  double late[2] = {}, seconds[2] = {};
+  void start(double late_now) {
+    last_ = late_now;
+    at_ = Clock::now();
+  }
+  // Closes window `w` at `late_now`; returns its late blocks.
+  double add(Window w, double late_now) {
+    const auto at = Clock::now();
+    const double n = late_now - last_;
+    late[w] += n;
+    seconds[w] += std::chrono::duration<double>(at - at_).count();
+    start(late_now);
+    return n;
+  }
+
+ private:
+  double last_ = 0;
+  Clock::time_point at_;
+};
+
 struct RunOptions {
   double baseline_s = 0;        // played without edits first, for the late figures
   double seconds = 20;
@@ -490,6 +518,9 @@ std::string edit_run(const RunOptions& o) {
   std::this_thread::sleep_for(std::chrono::duration<double>(o.baseline_s));
   const double late1[2] = {late_now("keep"), late_now("keep_p")};
 
+  LateSplit split;
+  if (o.baseline_s > 0) split.start(ed.late_now());
+
   std::mt19937 kill_rng(seed + 1);
   std::map<std::string, double> last_kill;  // slot -> when
   int kills = 0;
@@ -502,8 +533,12 @@ std::string edit_run(const RunOptions& o) {
     next += 500ms;
     std::this_thread::sleep_until(next);
     if (Clock::now() > next + 500ms) next = Clock::now();  // an edit took long: no burst after it
+    if (o.baseline_s > 0) split.add(LateSplit::kAway, ed.late_now());
     ed.step();
-    if (o.baseline_s > 0) ed.note_late();
+    if (o.baseline_s > 0) {
+      std::this_thread::sleep_for(150ms);  // a change fades in 50 ms
+      ed.note_late(split.add(LateSplit::kNear, ed.late_now()));
+    }
     if (o.soak && !measured30 && Clock::now() - t0 >= 30s) {
       at30 = measure(ed, p, jack_name(jack));
       measured30 = true;
@@ -540,13 +575,27 @@ std::string edit_run(const RunOptions& o) {
                 late1[k] - late0[k], o.baseline_s, late2[k] - late1[k], o.seconds);
     ::testing::Test::RecordProperty(std::string(m) + "_late_baseline", std::to_string(late1[k] - late0[k]));
     ::testing::Test::RecordProperty(std::string(m) + "_late_edits", std::to_string(late2[k] - late1[k]));
+  }
+  if (o.baseline_s > 0) {
+    const double near_rate = split.late[LateSplit::kNear] / split.seconds[LateSplit::kNear];
+    const double away_rate = split.late[LateSplit::kAway] / split.seconds[LateSplit::kAway];
+    std::printf("[ figures  ] keep + keep_p late blocks near the edits: %.0f in %.1f s (%.2f/s); away from them: "
+                "%.0f in %.1f s (%.2f/s)\n",
+                split.late[LateSplit::kNear], split.seconds[LateSplit::kNear], near_rate,
+                split.late[LateSplit::kAway], split.seconds[LateSplit::kAway], away_rate);
+    ::testing::Test::RecordProperty("late_near_edits", std::to_string(split.late[LateSplit::kNear]));
+    ::testing::Test::RecordProperty("late_away_from_edits", std::to_string(split.late[LateSplit::kAway]));
     // This VM stalls for milliseconds at a time and makes any branch late now
     // and then, edits or not (a plain 20 s run of this patch on a busy
-    // machine: 37). So the branch is judged against itself without edits: at
-    // most twice its baseline rate, plus one block per 5 s of edits (0.07 %
-    // of the cycles). An edit that reached the branch (a hard cut, a swap
-    // that waits, a stall per change) costs a block per edit: 40 here.
-    const double allowed = 2.0 * (late1[k] - late0[k]) / o.baseline_s * o.seconds + o.seconds / 5.0;
+    // machine: 37), and the stalls come in bursts that last seconds. A
+    // baseline taken before the edits (6 s, printed above) often saw none of
+    // them, and judging 20 s of edits against it failed one run in 4 to 8 on
+    // noise alone (once in CI). So the branch is judged within the same
+    // seconds: its late blocks near the edits, at most twice its rate away
+    // from them, plus one block per 4 edits. An edit that reached the branch
+    // (a hard cut, a swap that waits, a stall per change) costs a block per
+    // edit: 40 here, all of them near the edits.
+    const double allowed = 2.0 * away_rate * split.seconds[LateSplit::kNear] + ed.edits() / 4.0;
     // Under RealtimeSanitizer every process runs instrumented and several
     // times slower, and a stall of this VM costs many more late blocks (13 and
     // 15 in 2 of 12 runs, with 29 and 49 jackd xruns in the same window, the
@@ -554,8 +603,10 @@ std::string edit_run(const RunOptions& o) {
     // module path, within the noise). That build proves the absence of
     // real-time violations during the edits; the lateness is judged in the
     // release build (the default suite) and only printed here.
-    if (kRtsanBuild) continue;
-    EXPECT_LE(late2[k] - late1[k], allowed) << m << " was late more often while edits ran than without them";
+    if (!kRtsanBuild) {
+      EXPECT_LE(split.late[LateSplit::kNear], allowed)
+          << "the untouched branch was late more often near the edits than away from them";
+    }
   }
 
   // Every module of the graph the edits left is running.
