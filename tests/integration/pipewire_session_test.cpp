@@ -91,6 +91,9 @@ TEST(PipeWireSession, StartsNamedNullSinksAndKeepsItsEnvironmentToItsChildren) {
 
 // The surround channels keep their places: played into an 8-channel null sink
 // and recorded from its monitor with the same map, impulse c is on channel c.
+// Within 1024 frames of its place (the impulses are 12000 apart): pw-play or
+// pw-record now and then loses a quantum on this VM (a CI dry run: every
+// impulse from channel 2 on came 256 frames early).
 TEST(PipeWireSession, SevenOneFileKeepsItsChannelOrderThroughPlayAndRecord) {
   PipeWireSession pw;
   ASSERT_TRUE(pw.ready()) << pw.log();
@@ -108,7 +111,7 @@ TEST(PipeWireSession, SevenOneFileKeepsItsChannelOrderThroughPlayAndRecord) {
   ASSERT_GE(first, 0);
   for (size_t c = 0; c < 8; ++c) {
     const long at = first_above(Audio{48000, 0, {out.ch[c]}}, 0.1f);
-    EXPECT_EQ(at - first, long(c) * 12000) << "channel " << c;
+    EXPECT_NEAR(at - first, long(c) * 12000, 1024) << "channel " << c;
   }
 }
 
